@@ -1,0 +1,277 @@
+"""channel: the public entry points `load_channel` / `load_channels` and the loaded channel.
+
+Wires the stages together: parse -> bind temperature -> tables -> Brian2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import expr
+from .emit import BrianCode, identifier, to_brian2
+from .errors import ModelError, UnitError
+from .model import Channel, bind
+from .parse import read_library
+from .grids import Grid, find_breakpoints
+from .tables import DEFAULT_RANGE, DEFAULT_TOLERANCE, CurveError, Tables, build_tables
+from .units import parse_quantity
+
+__all__ = ["LoadedChannel", "load_channel", "load_channels", "MODES", "to_kelvin"]
+
+MODES = ("lut", "exact")
+
+
+def to_kelvin(temperature) -> float | None:
+    """A temperature as kelvin: NeuroML text (``"34degC"``, ``"307.15K"``) or a Brian2 quantity.
+
+    Raises
+    ------
+    UnitError
+        Not a temperature (a bare number is refused: is it degC or K?).
+    """
+    if temperature is None:
+        return None
+    if isinstance(temperature, str):
+        value = parse_quantity(temperature, "temperature", where="temperature").value
+    else:
+        from brian2 import Quantity, kelvin
+
+        if not isinstance(temperature, Quantity) or not temperature.has_same_dimensions(kelvin):
+            raise UnitError(
+                f"temperature must be text such as '34degC' or a Brian2 quantity in kelvin, got {temperature!r}"
+            )
+        value = float(temperature / kelvin)
+    if not (value > 0 and np.isfinite(value)):
+        raise UnitError(f"temperature {temperature!r} is not above absolute zero")
+    return value
+
+
+def _v_range(v_range) -> tuple[float, float]:
+    if v_range is None:
+        return DEFAULT_RANGE
+    low, high = v_range
+    values = []
+    for bound in (low, high):
+        if isinstance(bound, str):
+            values.append(parse_quantity(bound, "voltage", where="v_range").value)
+        elif hasattr(bound, "dim"):
+            from brian2 import volt
+
+            if not bound.has_same_dimensions(volt):
+                raise UnitError(f"v_range bound {bound!r} is not a voltage")
+            values.append(float(bound / volt))
+        else:
+            raise UnitError(f"v_range bound {bound!r} needs a unit: use brian2 mV or text like '-100mV'")
+    return values[0], values[1]
+
+
+@dataclass
+class LoadedChannel:
+    """A NeuroML2 channel ready for Brian2.
+
+    Attributes
+    ----------
+    id : str
+        The channel id in the file.
+    name : str
+        The suffix of its Brian2 names (``I_<name>``, ``g_<name>``...).
+    mode : str
+        ``"lut"`` (table lookups) or ``"exact"`` (the expressions themselves).
+    model : Channel
+        The channel in normal form, bound to ``temperature``.
+    tables : Tables or None
+        The tables (``lut`` mode), with their grid and measured errors.
+    code : BrianCode
+        Equations, namespace and initial values.
+    """
+
+    id: str
+    name: str
+    mode: str
+    model: Channel
+    tables: Tables | None
+    code: BrianCode
+
+    @property
+    def equations(self):
+        """The channel's `brian2.Equations` (current density, gates, parameters)."""
+        return self.code.equations
+
+    @property
+    def namespace(self) -> dict:
+        """Names the equations use that the group's namespace must provide."""
+        return dict(self.code.namespace)
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature (K) the curves were computed for."""
+        return self.model.temperature
+
+    @property
+    def grid(self) -> Grid | None:
+        """The voltage grid of the tables (None in exact mode or without gates)."""
+        return None if self.tables is None else self.tables.grid
+
+    @property
+    def max_error(self) -> float:
+        """The worst measured interpolation error of any table (0.0 in exact mode)."""
+        return 0.0 if self.tables is None else self.tables.max_error
+
+    @property
+    def errors(self) -> dict[str, CurveError]:
+        """Measured interpolation error per curve (``"m/inf"``...)."""
+        return {} if self.tables is None else dict(self.tables.errors)
+
+    def init(self, group) -> None:
+        """Set every gate of ``group`` to its steady state at the group's ``v``.
+
+        Uses string expressions of ``v``, so it works in every target,
+        ``cpp_standalone`` included (no state is read back).
+        """
+        for state, expression in self.code.initial.items():
+            setattr(group, state, expression)
+
+    def curves(self, v, conc=None) -> dict[str, dict[str, np.ndarray]]:
+        """Inf and tau of every gate at voltages ``v`` (V), as the Brian2 model sees them.
+
+        Interpolated in ``lut`` mode, exact in ``exact`` mode, after q10
+        scaling.  Keys are gate ids (``"gate/subgate"`` for the subgates of a
+        fractional gate); an instantaneous gate has only ``"inf"``; tau in s.
+        """
+        if conc is not None:
+            raise ModelError("this channel does not depend on a concentration; pass conc=None")
+        v = np.asarray(v, dtype=float)
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for key, tree in _curve_trees(self.model).items():
+            curve, _, quantity = key.rpartition("/")
+            if self.tables is not None:
+                y = self.tables.interpolate(v, key)
+            else:
+                with np.errstate(all="ignore"):
+                    y = np.broadcast_to(expr.evaluate(tree, {"v": v}), v.shape).astype(float)
+            out.setdefault(curve, {})[quantity] = y
+        return out
+
+
+def _curve_trees(channel: Channel) -> dict[str, expr.Node]:
+    return {f"{gate.id}/{key}": tree for gate in channel.gates for key, tree in gate.curves().items()}
+
+
+def _curve_function(tree: expr.Node):
+    def curve(v: np.ndarray) -> np.ndarray:
+        return expr.evaluate(tree, {"v": v})
+
+    return curve
+
+
+def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points) -> LoadedChannel:
+    if mode not in MODES:
+        raise ModelError(f"mode must be one of {MODES}, got {mode!r}")
+    bound = bind(channel, to_kelvin(temperature))
+    tables = None
+    if mode == "lut" and bound.gates:
+        trees = _curve_trees(bound)
+        curves = {k: _curve_function(t) for k, t in trees.items()}
+        v_range = _v_range(v_range)
+        switches = {s for tree in trees.values() for s in expr.switches(tree)}
+        breakpoints = find_breakpoints([_curve_function(s) for s in switches], v_range)
+        tables = build_tables(
+            curves, v_range=v_range, tolerance=tolerance, n_points=n_points, breakpoints=breakpoints,
+            label=f"{bound.where}: ",
+        )  # fmt: skip
+    suffix = identifier(name if name is not None else channel.id, what="channel name")
+    return LoadedChannel(channel.id, suffix, mode, bound, tables, to_brian2(bound, tables, suffix))
+
+
+def load_channels(
+    path: str | os.PathLike,
+    *,
+    temperature=None,
+    mode: str = "lut",
+    v_range=None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    n_points: int | None = None,
+    names: Mapping[str, str] | None = None,
+) -> list[LoadedChannel]:
+    """Load every channel of a NeuroML2 or LEMS file (and the files it includes).
+
+    Parameters are those of `load_channel`; ``names`` maps channel ids to
+    Brian2 suffixes (default: the id made an identifier).
+
+    Returns
+    -------
+    list of LoadedChannel
+        In file order, includes first.
+    """
+    library = read_library(path)
+    names = dict(names or {})
+    return [
+        _load(library.build(source), name=names.get(source.id), temperature=temperature, mode=mode,
+              v_range=v_range, tolerance=tolerance, n_points=n_points)
+        for source in library.sources
+    ]  # fmt: skip
+
+
+def load_channel(
+    path: str | os.PathLike,
+    channel_id: str | None = None,
+    *,
+    name: str | None = None,
+    temperature=None,
+    mode: str = "lut",
+    v_range=None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    n_points: int | None = None,
+) -> LoadedChannel:
+    """Load one NeuroML2 ion channel as Brian2 equations backed by lookup tables.
+
+    Parameters
+    ----------
+    path : path-like
+        A NeuroML2 (``<neuroml>``) or LEMS (``<Lems>``) file; its includes are read too.
+    channel_id : str, optional
+        Which channel; may be omitted when the file (with its includes) has one.
+    name : str, optional
+        Suffix of the Brian2 names: ``name="Na"`` gives ``I_Na``, ``g_Na``,
+        ``E_Na`` and states ``m_Na``, ``h_Na``.  Default: the channel id.
+    temperature : str or brian2 Quantity, optional
+        ``"34degC"``, ``"307.15K"`` or e.g. ``(273.15 + 34)*kelvin``; required
+        when the channel has q10 settings or temperature-dependent rates.
+    mode : {"lut", "exact"}
+        Table lookups (default) or the exact expressions.
+    v_range : (low, high), optional
+        The table's voltage range, as Brian2 quantities or NeuroML text;
+        default -100 mV to +60 mV.  Outside it the tables hold their edge values.
+    tolerance : float
+        Bound on the measured interpolation error of every table: absolute
+        for steady states, relative for time constants.
+    n_points : int, optional
+        A fixed number of grid points instead of the automatic choice.
+
+    Returns
+    -------
+    LoadedChannel
+
+    Raises
+    ------
+    Nml2LutError
+        A subclass naming the file, line and element: `ParseError`,
+        `IncludeError`, `UnitError`, `ExpressionError`, `ModelError`,
+        `UnsupportedError`, `TableError` or `ChannelNotFoundError`.
+
+    Examples
+    --------
+    >>> import nml2lut
+    >>> na = nml2lut.load_channel("example_channels/hh_na.channel.nml", name="Na",
+    ...                           temperature="6.3degC")  # doctest: +SKIP
+    >>> sorted(na.curves([-0.065]))  # doctest: +SKIP
+    ['h', 'm']
+    """
+    library = read_library(path)
+    channel = library.build(library.source(channel_id))
+    return _load(channel, name=name, temperature=temperature, mode=mode, v_range=v_range,
+                 tolerance=tolerance, n_points=n_points)  # fmt: skip

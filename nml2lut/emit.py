@@ -1,0 +1,202 @@
+"""emit: a bound channel (and its tables) -> Brian2 equations, namespace and initial values.
+
+Pure: model in, Brian2 objects out.  Names are built only from identifiers
+validated here, and numbers only from Python floats, so no text from a file
+ever reaches generated code unchecked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+from brian2 import Equations, Function
+
+from . import expr
+from .errors import ModelError
+from .lookup import LookupTable, make_lookup_function, make_where_function
+from .model import Channel, Gate
+from .tables import Tables
+
+__all__ = ["BrianCode", "identifier", "to_brian2", "curve_names"]
+
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# Names Brian2 gives a meaning of its own.
+_RESERVED = {"t", "dt", "i", "j", "N", "xi", "lastspike", "not_refractory", "v", "e", "pi", "inf", "nan"}
+
+
+def identifier(text: str, *, what: str = "name") -> str:
+    """``text`` made a valid Brian2/C identifier (non-alphanumerics become ``_``).
+
+    Raises
+    ------
+    ModelError
+        Nothing usable remains (e.g. an empty id).
+    """
+    # Runs of underscores are collapsed: C++ reserves names containing "__".
+    cleaned = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", text)).strip("_")
+    if cleaned and not cleaned[0].isalpha():
+        cleaned = f"x{cleaned}"
+    if not _IDENTIFIER.fullmatch(cleaned or "") or keyword.iskeyword(cleaned):
+        raise ModelError(f"cannot make a Brian2 identifier of {what} {text!r}")
+    return cleaned
+
+
+def curve_names(gate: Gate) -> list[tuple[str, str]]:
+    """(curve, quantity) pairs of a gate, ``curve`` being ``"m"`` or ``"q/fast"``."""
+    pairs = []
+    for key in gate.curves():
+        sub, _, quantity = key.rpartition("/")
+        pairs.append((f"{gate.id}/{sub}" if sub else gate.id, quantity))
+    return pairs
+
+
+@dataclass
+class BrianCode:
+    """What a channel contributes to a NeuronGroup.
+
+    Attributes
+    ----------
+    equations : brian2.Equations
+    namespace : dict
+        External names the equations use (lookup Functions and helpers).
+    initial : dict of str to str
+        State variable -> expression of ``v`` giving its steady state.
+    names : dict of str to str
+        Curve key (``"m.inf"``) -> the subexpression holding it.
+    """
+
+    equations: Equations
+    namespace: dict = field(default_factory=dict)
+    initial: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def _table_function(tables: Tables, suffix: str) -> tuple[str, Function]:
+    digest = hashlib.sha256(tables.values.tobytes())
+    digest.update(tables.slopes.tobytes())
+    digest.update(np.array([tables.grid.v_min, tables.grid.v_max]).tobytes())
+    name = f"lut_{suffix}_{digest.hexdigest()[:10]}"
+    table = LookupTable(tables.values, tables.grid.v_min, tables.grid.v_max, tables.slopes)
+    return name, make_lookup_function(table, name)
+
+
+class _Emitter:
+    def __init__(self, channel: Channel, tables: Tables | None, suffix: str):
+        self.channel = channel
+        self.tables = tables
+        self.suffix = suffix
+        self.lines: list[str] = []
+        self.code = BrianCode(Equations(""))
+        self.function_name = ""
+        if tables is not None and tables.names:
+            self.function_name, function = _table_function(tables, suffix)
+            self.code.namespace[self.function_name] = function
+
+    def name(self, *parts: str) -> str:
+        return "_".join((*parts, self.suffix))
+
+    def curve(self, key: str, tree: expr.Node, symbols: dict[str, str]) -> str:
+        """The right-hand side giving curve ``key`` (``"m/inf"``) in its SI unit, as a number."""
+        if self.tables is not None:
+            return f"{self.function_name}(v, {self.tables.column(key)})"
+        if any(isinstance(n, expr.Cond) for n in _nodes(tree)):
+            self.code.namespace["nml2lut_where"] = make_where_function()
+        return expr.to_brian2(tree, {"v": "(v/volt)", **symbols})
+
+    def dynamic(self, state: str, prefix: str, key: str, inf: expr.Node, tau: expr.Node, symbols) -> None:
+        inf_name, tau_name = f"{prefix}_inf_{self.suffix}", f"{prefix}_tau_{self.suffix}"
+        self.lines += [
+            f"d{state}/dt = ({inf_name} - {state})/{tau_name} : 1",
+            f"{inf_name} = {self.curve(f'{key}/inf', inf, symbols)} : 1",
+            f"{tau_name} = ({self.curve(f'{key}/tau', tau, symbols)})*second : second",
+        ]
+        self.code.initial[state] = inf_name
+        self.code.names[f"{key}.inf"] = inf_name
+        self.code.names[f"{key}.tau"] = tau_name
+
+    def rates(self, gate: Gate, prefix: str) -> dict[str, str]:
+        """Exact mode: alpha and beta as subexpressions that inf and tau refer to."""
+        symbols = {}
+        for rate in ("alpha", "beta"):
+            tree = getattr(gate, rate)
+            if tree is None or self.tables is not None:
+                continue
+            rate_name = f"{prefix}_{rate}_{self.suffix}"
+            self.lines.append(f"{rate_name} = ({self.curve(rate, tree, {})})/second : 1/second")
+            symbols[rate] = f"({rate_name}*second)"
+        return symbols
+
+    def gate(self, gate: Gate) -> str:
+        """Emit one gate; return the factor it contributes to the open fraction."""
+        prefix = identifier(gate.id, what="gate id")
+        state = self.name(prefix)
+        if gate.kind == "fractional":
+            parts = []
+            for sub in gate.subgates:
+                sub_prefix = f"{prefix}_{identifier(sub.id, what='subGate id')}"
+                sub_state = self.name(sub_prefix)
+                self.dynamic(sub_state, sub_prefix, f"{gate.id}/{sub.id}", sub.inf, sub.tau, {})
+                parts.append(f"{sub.fraction!r}*{sub_state}")
+            self.lines.append(f"{state} = {' + '.join(parts)} : 1")
+        elif gate.kind == "instantaneous":
+            symbols = self.rates(gate, prefix)
+            self.lines.append(f"{state} = {self.curve(f'{gate.id}/inf', gate.inf, symbols)} : 1")
+            self.code.names[f"{gate.id}.inf"] = state
+        else:
+            symbols = self.rates(gate, prefix)
+            self.dynamic(state, prefix, gate.id, gate.inf, gate.tau, symbols)
+        return state if gate.instances == 1 else f"{state}**{gate.instances}"
+
+    def emit(self) -> BrianCode:
+        g, e, current = self.name("g"), self.name("E"), self.name("I")
+        if self.channel.kind == "passive":
+            self.lines.append(f"{current} = {g}*(v - {e}) : amp/meter**2")
+        else:
+            fopen = self.name("fopen")
+            factors = [self.gate(gate) for gate in self.channel.gates]
+            scale = self.channel.conductance_scale
+            if not isinstance(scale, expr.Num):
+                raise ModelError(f"{self.channel.where}: conductance scaling is not a constant after binding")
+            if scale.value != 1.0:
+                factors.insert(0, repr(scale.value))
+            self.lines.insert(0, f"{fopen} = {' * '.join(factors) or '1.0'} : 1")
+            self.lines.insert(0, f"{current} = {g}*{fopen}*(v - {e}) : amp/meter**2")
+        self.lines += [f"{g} : siemens/meter**2", f"{e} : volt"]
+        try:
+            self.code.equations = Equations("\n".join(self.lines))
+        except Exception as err:  # Brian2 raises several types for bad equations
+            raise ModelError(f"{self.channel.where}: generated equations rejected by Brian2: {err}") from err
+        return self.code
+
+
+def _nodes(tree: expr.Node):
+    yield tree
+    for value in vars(tree).values():
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if isinstance(item, tuple):
+                for sub in item:
+                    if sub is not None:
+                        yield from _nodes(sub)
+            elif isinstance(item, expr.Node.__args__ if hasattr(expr.Node, "__args__") else ()):  # type: ignore[attr-defined]
+                yield from _nodes(item)
+
+
+def to_brian2(channel: Channel, tables: Tables | None, name: str) -> BrianCode:
+    """Brian2 equations for ``channel``: table lookups when ``tables`` is given, else exact expressions.
+
+    Parameters
+    ----------
+    channel : Channel
+        Bound to its temperature (`nml2lut.model.bind`).
+    tables : Tables or None
+        Columns named ``"<gate>/inf"``, ``"<gate>/tau"``, ``"<gate>/<sub>/inf"``...
+    name : str
+        Suffix of every name (``"Na"`` gives ``I_Na``, ``g_Na``, ``m_Na``...).
+    """
+    suffix = identifier(name, what="channel name")
+    return _Emitter(channel, tables, suffix).emit()

@@ -1,0 +1,520 @@
+"""lookup: tables -> brian2.Function (numpy, Cython and C++ standalone from one template each).
+
+A `LookupTable` holds curves sampled on a uniform grid of one variable (the
+membrane voltage, usually); `make_lookup_function` turns it into a Brian2
+`Function` ``name(x, k)`` that interpolates column ``k`` linearly at ``x``.
+
+Out-of-range policy: outside ``[x_min, x_max]`` the value is clamped to the
+edge value (constant extrapolation); a NaN ``x`` gives NaN, in every target.
+
+How the targets get the table (the `brian2.TimedArray` way):
+
+* numpy: a unitless closure registered as the numpy implementation, called
+  directly by the generated code (Brian2's unit-checking wrapper formats the
+  whole result into a string on every call: 20x slower at 1000 neurons).
+* Cython and C++ (used by ``cpp_standalone``): code from one template per
+  language with the scalars baked in as full-precision literals; the data array
+  travels through the implementation's namespace under a key unique to the
+  function, so the code text never contains table values (Brian2's Cython
+  cache is keyed by code text) and ``cpp_standalone`` writes the array to its
+  own ``static_arrays`` directory.
+
+The compiled array stores, for every grid point and column, the value and the
+slope to the next point, interleaved so that all columns of one point are
+adjacent: one lookup reads 16 adjacent bytes.  The helpers are ``static
+inline`` and pure, so ``f(v, 0)``, ``f(v, 1)``, ... of one ``v`` share one
+position computation after gcc's common-subexpression elimination.  A 2-D
+(bilinear) version would add a second position helper and four coefficients
+(value, two slopes, cross term) per cell; the templates are laid out for that.
+"""
+
+from __future__ import annotations
+
+import functools
+import keyword
+import math
+import re
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import brian2
+import numpy as np
+
+from .errors import TableError
+
+__all__ = [
+    "LookupTable",
+    "interpolate",
+    "make_lookup_function",
+    "make_where_function",
+    "check_function_name",
+    "WHERE_FUNCTION_NAME",
+]
+
+#: Name of the function made by `make_where_function`, as written in equations.
+WHERE_FUNCTION_NAME = "nml2lut_where"
+
+#: Prefix of every C/Cython symbol this module generates besides the function
+#: itself; user names may not start with it, so generated names never collide.
+_RESERVED_PREFIX = "nml2lut_"
+
+_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+# Words that cannot name a C++/Cython function (Python's come from `keyword`).
+_C_LIKE_KEYWORDS = frozenset(
+    """alignas alignof and and_eq asm auto bint bitand bitor bool break by case catch
+    cdef char char16_t char32_t char8_t cimport class compl concept const consteval
+    constexpr constinit const_cast continue co_await co_return co_yield cpdef
+    ctypedef decltype default delete do double dynamic_cast else enum explicit
+    export extern false float for friend gil goto if include inline int long
+    mutable namespace new noexcept nogil not not_eq nullptr object operator or
+    or_eq private protected public readonly register reinterpret_cast requires
+    restrict return short signed sizeof static static_assert static_cast struct
+    switch template this thread_local throw true try typedef typeid typename union
+    unsigned using virtual void volatile wchar_t while xor xor_eq NULL NAN INFINITY
+    main""".split()
+)
+
+
+@dataclass(frozen=True, eq=False)
+class LookupTable:
+    """Curves sampled on a uniform grid of one variable.
+
+    Parameters
+    ----------
+    values : array_like, shape (n_points, n_columns)
+        ``values[j, k]`` is curve ``k`` at ``x_j = x_min + j*(x_max - x_min)/(n_points - 1)``.
+        Stored as a read-only, C-contiguous float64 copy.
+    x_min, x_max : float
+        Ends of the grid, in SI units (volt for a voltage table).
+    slopes : array_like, shape (n_points, n_columns), optional
+        ``slopes[j, k]``: the change of curve ``k`` across interval ``j``, so
+        that ``x`` in that interval gives ``values[j, k] + w * slopes[j, k]``
+        (``w`` the fraction of the interval).  Default: the difference to the
+        next point (0 for the last point).  Explicit slopes let a curve jump at
+        a grid point: the interval before it ends at the left limit.
+
+    Raises
+    ------
+    TableError
+        If `values` is not 2-D, has fewer than 2 points or no column, contains a
+        NaN or infinity, or the range is empty or not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table = LookupTable(np.array([[0.0, 1.0], [2.0, 3.0]]), x_min=-0.1, x_max=0.05)
+    >>> table.n_points, table.n_columns
+    (2, 2)
+    """
+
+    values: np.ndarray
+    x_min: float
+    x_max: float
+    slopes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        values = np.array(self.values, dtype=np.float64, order="C", copy=True)
+        values.flags.writeable = False
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "x_min", float(self.x_min))
+        object.__setattr__(self, "x_max", float(self.x_max))
+        _check_shape(values)
+        _check_range(self.x_min, self.x_max, values.shape[0])
+        _check_finite(values, self.x_min, self.x_max)
+        if self.slopes is None:
+            slopes = _slopes(values)
+        else:
+            slopes = np.array(self.slopes, dtype=np.float64, order="C", copy=True)
+            if slopes.shape != values.shape:
+                raise TableError(f"table slopes have shape {slopes.shape}, values {values.shape}")
+            _check_finite(slopes, self.x_min, self.x_max)
+        slopes.flags.writeable = False
+        object.__setattr__(self, "slopes", slopes)
+
+    @property
+    def n_points(self) -> int:
+        """Number of grid points (rows of `values`)."""
+        return self.values.shape[0]
+
+    @property
+    def n_columns(self) -> int:
+        """Number of curves (columns of `values`)."""
+        return self.values.shape[1]
+
+    @property
+    def x(self) -> np.ndarray:
+        """The grid, ``x_min + j*(x_max - x_min)/(n_points - 1)``."""
+        return np.linspace(self.x_min, self.x_max, self.n_points)
+
+
+def _check_shape(values: np.ndarray) -> None:
+    if values.ndim != 2:
+        raise TableError(f"table values must be a 2-D array (n_points, n_columns), got shape {values.shape}")
+    if values.shape[0] < 2:
+        raise TableError(f"a table needs at least 2 points, got {values.shape[0]}")
+    if values.shape[1] < 1:
+        raise TableError("a table needs at least 1 column, got 0")
+
+
+def _check_range(x_min: float, x_max: float, n_points: int) -> None:
+    if not (math.isfinite(x_min) and math.isfinite(x_max)):
+        raise TableError(f"table range must be finite, got x_min={x_min!r}, x_max={x_max!r}")
+    if not x_max > x_min:
+        raise TableError(f"table range is empty: x_max={x_max!r} is not above x_min={x_min!r}")
+    if not math.isfinite((n_points - 1) / (x_max - x_min)):
+        raise TableError(f"table step is too small to invert: x_min={x_min!r}, x_max={x_max!r}")
+
+
+def _check_finite(values: np.ndarray, x_min: float, x_max: float) -> None:
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+        j, k = (int(n) for n in bad[0])
+        x_j = x_min + j * (x_max - x_min) / (values.shape[0] - 1)
+        raise TableError(
+            f"table column {k} is {values[j, k]} at point {j} (x = {x_j!r}); {len(bad)} value(s) are not finite"
+        )
+
+
+def _slopes(values: np.ndarray) -> np.ndarray:
+    """Difference to the next point; the last point gets 0 (constant extrapolation)."""
+    slopes = np.zeros_like(values)
+    slopes[:-1] = np.diff(values, axis=0)
+    return slopes
+
+
+def _interpolate_prepared(
+    column: np.ndarray, slope: np.ndarray, x_min: float, inv_step: float, x: np.ndarray
+) -> np.ndarray:
+    """Interpolate one column given its slopes; the numerical core of every target.
+
+    In-place operations on one work array: allocation dominates at 10,000 elements.
+    """
+    position = np.empty(np.shape(x), dtype=np.float64)
+    np.subtract(x, x_min, out=position)
+    position *= inv_step
+    np.clip(position, 0.0, float(column.shape[0] - 1), out=position)  # NaN passes through
+    # fmax returns the non-NaN argument, so NaN positions get row 0 instead of
+    # an undefined integer; the weight below stays NaN and so does the result.
+    row = np.fmax(position, 0.0).astype(np.intp)
+    np.subtract(position, row, out=position)  # now the weight of the next point
+    position *= slope.take(row)
+    position += column.take(row)
+    return position if position.ndim else position[()]
+
+
+def _inverse_step(x_min: float, x_max: float, n_points: int) -> float:
+    return (n_points - 1) / (x_max - x_min)
+
+
+def interpolate(
+    table: np.ndarray, x_min: float, x_max: float, x: np.ndarray, column: int, slopes: np.ndarray | None = None
+) -> np.ndarray:
+    """Linear interpolation of one column of a table on a uniform grid.
+
+    Parameters
+    ----------
+    table : np.ndarray, shape (n_points, n_columns)
+        Values on the grid ``x_j = x_min + j*(x_max - x_min)/(n_points - 1)``.
+    x_min, x_max : float
+        Ends of the grid.
+    x : np.ndarray
+        Where to interpolate (any shape).
+    column : int
+        Which column.
+    slopes : np.ndarray, optional
+        Per-interval slopes (see `LookupTable`); default from the values.
+
+    Returns
+    -------
+    np.ndarray
+        Same shape as `x`. Outside ``[x_min, x_max]`` the edge value
+        (constant extrapolation); NaN where `x` is NaN.
+
+    Raises
+    ------
+    TableError
+        If the table is invalid (see `LookupTable`) or `column` is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> table = np.array([[0.0], [10.0], [20.0]])
+    >>> interpolate(table, 0.0, 2.0, np.array([-1.0, 0.5, 1.25, 3.0, np.nan]), 0)
+    array([ 0. ,  5. , 12.5, 20. ,  nan])
+    """
+    table = LookupTable(table, x_min, x_max, slopes)
+    column = _check_column(column, table.n_columns)
+    values = table.values[:, column]
+    inv_step = _inverse_step(table.x_min, table.x_max, table.n_points)
+    return _interpolate_prepared(values, table.slopes[:, column], table.x_min, inv_step, x)
+
+
+def _check_column(column: object, n_columns: int) -> int:
+    if isinstance(column, (bool, np.bool_)) or not isinstance(column, (int, np.integer)):
+        raise TableError(f"column index must be an integer, got {column!r}")
+    if not 0 <= column < n_columns:
+        raise TableError(f"column index {column} is out of range for a table of {n_columns} column(s)")
+    return int(column)
+
+
+def check_function_name(name: str) -> str:
+    """Check that `name` can name a generated function in every target.
+
+    Parameters
+    ----------
+    name : str
+        A letter, then letters, digits and underscores; not a C, C++, Cython
+        or Python keyword, without ``__`` (reserved in C++) and not starting
+        with ``nml2lut_`` (reserved for the generated helpers).
+
+    Returns
+    -------
+    str
+        `name`, unchanged.
+
+    Raises
+    ------
+    TableError
+        Naming the rule `name` breaks.
+    """
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+        raise TableError(
+            f"function name {name!r} is not valid: expected a letter followed by letters, digits or underscores"
+        )
+    if "__" in name:
+        raise TableError(f"function name {name!r} contains '__', which C++ reserves")
+    if name in _C_LIKE_KEYWORDS or keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        raise TableError(f"function name {name!r} is a C, C++, Cython or Python keyword")
+    if name.startswith(_RESERVED_PREFIX):
+        raise TableError(f"function name {name!r} starts with {_RESERVED_PREFIX!r}, which nml2lut reserves")
+    return name
+
+
+_CPP_TEMPLATE = string.Template("""
+// nml2lut lookup table ${name}: ${n_points} points x ${n_columns} columns,
+// x in [${x_min}, ${x_max}]; per point and column (value, slope to next point).
+static inline double nml2lut_pos_${name}(const double x)
+{
+    // grid position clamped to [0, n_points - 1]; NaN fails both tests and stays NaN
+    const double p = (x - ${x_min}) * ${inv_step};
+    return p < 0.0 ? 0.0 : (p > ${last} ? ${last} : p);
+}
+static inline int nml2lut_row_${name}(const double p)
+{
+    // (int)NaN is undefined behaviour: NaN reads row 0 and keeps a NaN weight
+    return p == p ? (int)p : 0;
+}
+static inline double ${name}(const double x, const int k)
+{
+    if (k < 0 || k >= ${n_columns})
+        return NAN;
+    const double p = nml2lut_pos_${name}(x);
+    const int row = nml2lut_row_${name}(p);
+    const double *c = _namespace${key} + 2 * (row * ${n_columns} + k);
+    return c[0] + (p - row) * c[1];
+}
+""")
+
+_CYTHON_TEMPLATE = string.Template("""
+# nml2lut lookup table ${name}: ${n_points} points x ${n_columns} columns,
+# x in [${x_min}, ${x_max}]; per point and column (value, slope to next point).
+from libc.math cimport NAN
+
+cdef inline double nml2lut_pos_${name}(const double x) noexcept nogil:
+    # grid position clamped to [0, n_points - 1]; NaN fails both tests and stays NaN
+    cdef double p = (x - ${x_min}) * ${inv_step}
+    if p < 0.0:
+        return 0.0
+    if p > ${last}:
+        return ${last}
+    return p
+
+cdef inline int nml2lut_row_${name}(const double p) noexcept nogil:
+    # <int>NaN is undefined behaviour: NaN reads row 0 and keeps a NaN weight
+    if p == p:
+        return <int>p
+    return 0
+
+cdef inline double ${name}(const double x, const int k) noexcept:
+    global _namespace${key}
+    if k < 0 or k >= ${n_columns}:
+        return NAN
+    cdef double p = nml2lut_pos_${name}(x)
+    cdef int row = nml2lut_row_${name}(p)
+    cdef double *c = _namespace${key} + 2 * (row * ${n_columns} + k)
+    return c[0] + (p - row) * c[1]
+""")
+
+
+def _render(template: string.Template, table: LookupTable, name: str) -> str:
+    """Fill a template; floats as ``repr`` (shortest text that round-trips exactly)."""
+    inv_step = _inverse_step(table.x_min, table.x_max, table.n_points)
+    return template.substitute(
+        name=name,
+        key=_namespace_key(name),
+        n_points=table.n_points,
+        n_columns=table.n_columns,
+        x_min=repr(table.x_min),
+        x_max=repr(table.x_max),
+        inv_step=repr(inv_step),
+        last=repr(float(table.n_points - 1)),
+    )
+
+
+def _namespace_key(name: str) -> str:
+    return f"{_RESERVED_PREFIX}values_{name}"
+
+
+def _interleaved(table: LookupTable) -> np.ndarray:
+    """Flat array of (value, slope) pairs, point-major: row j holds all columns of point j."""
+    pairs = np.stack([table.values, table.slopes], axis=-1)
+    return np.ascontiguousarray(pairs.reshape(-1))
+
+
+def _numpy_implementation(table: LookupTable, name: str) -> Callable:
+    """A unitless closure over per-column contiguous values and slopes."""
+    columns = np.ascontiguousarray(table.values.T)
+    slopes = np.ascontiguousarray(table.slopes.T)
+    x_min = table.x_min
+    inv_step = _inverse_step(table.x_min, table.x_max, table.n_points)
+    n_columns = table.n_columns
+
+    def lookup(x, k):
+        if np.ndim(k) != 0:
+            raise TableError(f"{name}: the column index must be an integer literal, got an array")
+        k = _check_column(k.item() if isinstance(k, np.ndarray) else k, n_columns)
+        return _interpolate_prepared(columns[k], slopes[k], x_min, inv_step, x)
+
+    lookup.__name__ = name
+    return lookup
+
+
+def make_lookup_function(table: LookupTable, name: str, *, arg_unit: brian2.Unit = brian2.volt) -> brian2.Function:
+    """Make a Brian2 function ``name(x, k)``: column `k` of `table` interpolated at `x`.
+
+    Parameters
+    ----------
+    table : LookupTable
+        The curves; `x_min` and `x_max` are in the SI unit `arg_unit` stands for.
+    name : str
+        Name of the function in equations and generated code (see
+        `check_function_name`); unique within one run.  Put the function in
+        the group's namespace under this name.
+    arg_unit : brian2.Unit, optional
+        Unit of `x` (default: volt).
+
+    Returns
+    -------
+    brian2.Function
+        Called in equations as ``name(v, 0)``: `x` with unit `arg_unit`, `k` an
+        integer literal; returns a dimensionless float.  Implementations for
+        numpy, Cython and C++ (``cpp_standalone``).  Outside the table the edge
+        value, NaN for NaN.  An out-of-range `k` is a `TableError` in numpy and
+        Python and NaN in the compiled targets, which cannot raise.
+
+    Raises
+    ------
+    TableError
+        If `name` is not a valid name or `table` is not a `LookupTable`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from brian2 import NeuronGroup, mV
+    >>> table = LookupTable(np.array([[0.0, 1.0], [1.0, 3.0]]), x_min=-0.08, x_max=0.0)
+    >>> lut_Na = make_lookup_function(table, "lut_Na")
+    >>> print(lut_Na(-40 * mV, 1))
+    2.0
+    >>> group = NeuronGroup(2, "v : volt\\nm_inf = lut_Na(v, 0) : 1",
+    ...                     namespace={"lut_Na": lut_Na})
+    >>> group.v = [-80, -20] * mV
+    >>> print(group.m_inf[:])
+    [0.   0.75]
+    """
+    check_function_name(name)
+    if not isinstance(table, LookupTable):
+        raise TableError(f"make_lookup_function needs a LookupTable, got {type(table).__name__}")
+    numpy_lookup = _numpy_implementation(table, name)
+
+    @brian2.check_units(x=arg_unit, k=1, result=1)
+    def pyfunc(x, k):
+        return numpy_lookup(np.asarray(x), k)
+
+    pyfunc.__name__ = name
+    function = brian2.Function(
+        pyfunc,
+        arg_units=[arg_unit, 1],
+        arg_types=["float", "integer"],
+        return_unit=1,
+        return_type="float",
+        stateless=True,
+    )
+    # Registering the closure as code (not via add_numpy_implementation) keeps
+    # Brian2's unit-checking wrapper out of the per-step call.
+    function.implementations.add_implementation("numpy", code=numpy_lookup)
+    namespace = {_namespace_key(name): _interleaved(table)}
+    function.implementations.add_implementation(
+        "cpp", code=_render(_CPP_TEMPLATE, table, name), namespace=namespace, name=name
+    )
+    function.implementations.add_implementation(
+        "cython", code=_render(_CYTHON_TEMPLATE, table, name), namespace=namespace, name=name
+    )
+    return function
+
+
+_WHERE_CPP = f"""
+static inline double {WHERE_FUNCTION_NAME}(const bool cond, const double a, const double b)
+{{
+    return cond ? a : b;
+}}
+"""
+
+_WHERE_CYTHON = f"""
+cdef inline double {WHERE_FUNCTION_NAME}(bint cond, double a, double b) noexcept nogil:
+    return a if cond else b
+"""
+
+
+def _where_numpy(cond, a, b):
+    # float like the compiled versions, also for integer a and b (no copy for float arrays)
+    return np.where(cond, np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+
+
+@functools.cache
+def make_where_function() -> brian2.Function:
+    """The function ``nml2lut_where(cond, a, b)``: `a` where `cond` is true, else `b`.
+
+    `cond` is a boolean expression (``v > -40*mV``); `a` and `b` must have
+    the same unit, which is the unit of the result.  Both `a` and `b` are
+    evaluated.  Always the same object, so one run never holds two
+    definitions of it.
+
+    Returns
+    -------
+    brian2.Function
+        To be put in a namespace under `WHERE_FUNCTION_NAME`.
+
+    Examples
+    --------
+    >>> from brian2 import NeuronGroup
+    >>> group = NeuronGroup(2, "x : 1\\ny = nml2lut_where(x > 0.5, 2*x, 3*x) : 1",
+    ...                     namespace={"nml2lut_where": make_where_function()})
+    >>> group.x = [0.25, 1.0]
+    >>> print(group.y[:])
+    [0.75 2.  ]
+    """
+    function = brian2.Function(
+        brian2.where,
+        arg_units=[1, None, "a"],
+        arg_names=["cond", "a", "b"],
+        arg_types=["boolean", "any", "any"],
+        return_unit=lambda u_cond, u_a, u_b: u_a,
+        return_type="float",
+        stateless=True,
+    )
+    function.implementations.add_implementation("numpy", code=_where_numpy)
+    function.implementations.add_implementation("cpp", code=_WHERE_CPP, name=WHERE_FUNCTION_NAME)
+    function.implementations.add_implementation("cython", code=_WHERE_CYTHON, name=WHERE_FUNCTION_NAME)
+    return function

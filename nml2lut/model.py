@@ -1,0 +1,190 @@
+"""model: the intermediate representation of a channel, between parsing and tables.
+
+Frozen dataclasses of SI floats and expression trees (`nml2lut.expr`).  Every
+curve is a tree over the run-time inputs (``v`` in volts, later ``caConc`` in
+mol/m^3) and the load-time symbols (``temperature`` in kelvin), so one parsed
+channel can be bound to any temperature without parsing again.
+
+Gate kinds are the normal forms every NeuroML2 HH-family gate reduces to:
+
+``"dynamic"``
+    ``dq/dt = (inf - q)/tau``.
+``"instantaneous"``
+    ``q = inf``.
+``"fractional"``
+    ``q = sum(fraction_i * q_i)`` over dynamic subgates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from . import expr
+from .errors import ModelError
+
+__all__ = ["SubGate", "Gate", "Channel", "GATE_KINDS", "bind"]
+
+GATE_KINDS = ("dynamic", "instantaneous", "fractional")
+
+
+@dataclass(frozen=True)
+class SubGate:
+    """One component of a fractional gate: a dynamic gate with a conductance share."""
+
+    id: str
+    fraction: float
+    inf: expr.Node
+    tau: expr.Node
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A gate in normal form.
+
+    Attributes
+    ----------
+    id : str
+        The gate id from the file.
+    kind : str
+        One of `GATE_KINDS`.
+    instances : int
+        The exponent of the gate in the open fraction.
+    inf, tau : Node or None
+        Steady state (dimensionless) and time constant (seconds, rate scale
+        already applied) as trees; ``tau`` is None for instantaneous gates and
+        both are None for fractional ones.
+    alpha, beta : Node or None
+        Opening and closing rates (1/s), for gates that define them; ``inf``
+        and ``tau`` may refer to them as the symbols ``alpha`` and ``beta``.
+    subgates : tuple of SubGate
+        The components of a fractional gate.
+    element : str
+        Where the gate is defined (file:line and element), for messages.
+    """
+
+    id: str
+    kind: str
+    instances: int
+    inf: expr.Node | None = None
+    tau: expr.Node | None = None
+    alpha: expr.Node | None = None
+    beta: expr.Node | None = None
+    subgates: tuple[SubGate, ...] = ()
+    element: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in GATE_KINDS:
+            raise ModelError(f"gate {self.id!r}: unknown kind {self.kind!r}")
+        if self.instances < 1:
+            raise ModelError(f"gate {self.id!r}: instances must be >= 1, got {self.instances}")
+
+    def curves(self) -> dict[str, expr.Node]:
+        """The curves to tabulate, keyed ``"inf"``/``"tau"`` or ``"sub/inf"``...
+
+        ``alpha`` and ``beta`` are substituted, so each tree depends only on the
+        run-time inputs and load-time symbols.
+        """
+        rates = {k: t for k, t in (("alpha", self.alpha), ("beta", self.beta)) if t is not None}
+        if self.kind == "fractional":
+            out = {}
+            for sub in self.subgates:
+                out[f"{sub.id}/inf"] = sub.inf
+                out[f"{sub.id}/tau"] = sub.tau
+            return out
+        out = {"inf": expr.substitute(self.inf, rates)}
+        if self.kind == "dynamic":
+            out["tau"] = expr.substitute(self.tau, rates)
+        return out
+
+
+@dataclass(frozen=True)
+class Channel:
+    """An ion channel in normal form.
+
+    Attributes
+    ----------
+    id : str
+        The channel id from the file.
+    kind : str
+        ``"gated"`` or ``"passive"``.
+    conductance : float
+        Single-channel conductance (S); densities are given per cell.
+    species : str or None
+        The ion, when the file names it.
+    gates : tuple of Gate
+        In file order.
+    conductance_scale : Node
+        Factor multiplying the open fraction (``q10ConductanceScaling``...).
+    source : str
+        The file that defines the channel.
+    line : int or None
+        The line of its element there.
+    temperature : float or None
+        The temperature (K) the channel has been bound to, if any.
+    """
+
+    id: str
+    kind: str
+    conductance: float
+    species: str | None
+    gates: tuple[Gate, ...]
+    conductance_scale: expr.Node = field(default_factory=lambda: expr.Num(1.0))
+    source: str = ""
+    line: int | None = None
+    temperature: float | None = None
+
+    @property
+    def where(self) -> str:
+        place = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{place}: channel {self.id!r}"
+
+    def needs_temperature(self) -> bool:
+        """Whether any curve or the conductance scale depends on temperature."""
+        trees = [self.conductance_scale]
+        for gate in self.gates:
+            trees.extend(gate.curves().values())
+        return any("temperature" in expr.free_symbols(t) for t in trees)
+
+
+def _bind_tree(tree: expr.Node, values: dict[str, expr.Node]) -> expr.Node:
+    return expr.fold_constants(expr.substitute(tree, values))
+
+
+def _bind_gate(gate: Gate, values: dict[str, expr.Node]) -> Gate:
+    def b(tree):
+        return None if tree is None else _bind_tree(tree, values)
+
+    subgates = tuple(replace(s, inf=b(s.inf), tau=b(s.tau)) for s in gate.subgates)
+    return replace(
+        gate,
+        inf=b(gate.inf),
+        tau=b(gate.tau),
+        alpha=b(gate.alpha),
+        beta=b(gate.beta),
+        subgates=subgates,
+    )
+
+
+def bind(channel: Channel, temperature: float | None) -> Channel:
+    """Fold the temperature (K) into every curve of ``channel``.
+
+    Raises
+    ------
+    ModelError
+        The channel depends on temperature (q10 settings, or a type that reads
+        ``temperature``) and none was given.
+    """
+    if temperature is None:
+        if channel.needs_temperature():
+            raise ModelError(
+                f"{channel.where} depends on temperature (q10 or a temperature-dependent "
+                "type); pass temperature=, e.g. temperature='34degC'"
+            )
+        return channel
+    values = {"temperature": expr.Num(float(temperature))}
+    return replace(
+        channel,
+        gates=tuple(_bind_gate(g, values) for g in channel.gates),
+        conductance_scale=_bind_tree(channel.conductance_scale, values),
+        temperature=float(temperature),
+    )
