@@ -64,7 +64,7 @@ def _simulate(mode: str, *, target: str, duration: float, n_neurons: int, temper
     group.g_Na, group.g_K, group.g_L = 120 * b2.mS / b2.cm**2, 36 * b2.mS / b2.cm**2, 0.3 * b2.mS / b2.cm**2
     group.E_Na, group.E_K, group.E_L = 50 * b2.mV, -77 * b2.mV, -54.387 * b2.mV
     group.v = -65 * b2.mV
-    group.I_app = "(5 + 10*i/N) * uA/cm**2"
+    group.I_app = "(10 + 10*i/N) * uA/cm**2"
     for channel in channels.values():
         channel.init(group)
     spikes = b2.SpikeMonitor(group)
@@ -91,7 +91,7 @@ def run_demo(
     duration : float
         Simulated time (s).
     n_neurons : int
-        Cells, driven by currents from 5 to 15 uA/cm^2 (the spikes reported are neuron 0's).
+        Cells, driven by currents from 10 to 20 uA/cm^2 (the spikes reported are neuron 0's).
     temperature : str
         NeuroML temperature text.
     dt : float

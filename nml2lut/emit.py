@@ -17,7 +17,14 @@ from brian2 import Equations, Function
 
 from . import expr
 from .errors import ModelError
-from .lookup import LookupTable, make_lookup_function, make_where_function
+from .lookup import (
+    EXPREL_FUNCTION_NAME,
+    WHERE_FUNCTION_NAME,
+    LookupTable,
+    make_exprel_function,
+    make_lookup_function,
+    make_where_function,
+)
 from .model import Channel, Gate
 from .tables import Tables
 
@@ -103,8 +110,11 @@ class _Emitter:
         """The right-hand side giving curve ``key`` (``"m/inf"``) in its SI unit, as a number."""
         if self.tables is not None:
             return f"{self.function_name}(v, {self.tables.column(key)})"
-        if any(isinstance(n, expr.Cond) for n in _nodes(tree)):
-            self.code.namespace["nml2lut_where"] = make_where_function()
+        nodes = list(expr.walk(tree))
+        if any(isinstance(n, expr.Cond) for n in nodes):
+            self.code.namespace[WHERE_FUNCTION_NAME] = make_where_function()
+        if any(isinstance(n, expr.Call) and n.func == "exprel" for n in nodes):
+            self.code.namespace[EXPREL_FUNCTION_NAME] = make_exprel_function()
         return expr.to_brian2(tree, {"v": "(v/volt)", **symbols})
 
     def dynamic(self, state: str, prefix: str, key: str, inf: expr.Node, tau: expr.Node, symbols) -> None:
@@ -171,19 +181,6 @@ class _Emitter:
         except Exception as err:  # Brian2 raises several types for bad equations
             raise ModelError(f"{self.channel.where}: generated equations rejected by Brian2: {err}") from err
         return self.code
-
-
-def _nodes(tree: expr.Node):
-    yield tree
-    for value in vars(tree).values():
-        items = value if isinstance(value, tuple) else (value,)
-        for item in items:
-            if isinstance(item, tuple):
-                for sub in item:
-                    if sub is not None:
-                        yield from _nodes(sub)
-            elif isinstance(item, expr.Node.__args__ if hasattr(expr.Node, "__args__") else ()):  # type: ignore[attr-defined]
-                yield from _nodes(item)
 
 
 def to_brian2(channel: Channel, tables: Tables | None, name: str) -> BrianCode:

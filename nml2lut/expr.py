@@ -177,7 +177,9 @@ _FUNCTIONS: dict[str, _Function] = {
     "H": _Function(_heaviside, None), "factorial": _Function(_factorial, None),
 }  # fmt: skip
 # Only for trees built by code: x/(1-exp(-x)) is written 1/exprel(-x), finite at 0.
-_INTERNAL = {"exprel": _Function(_exprel, "exprel")}
+# Brian2's own exprel has no numpy implementation (its Python fallback checks
+# units on every call); nml2lut_exprel is nml2lut's, see nml2lut.lookup.
+_INTERNAL = {"exprel": _Function(_exprel, "nml2lut_exprel")}
 _REFUSED = {
     "random": "it is not deterministic",
     "sum": "it sums over child components, which expressions here cannot see",

@@ -11,6 +11,8 @@ import warnings
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+
+from nml2lut.lookup import make_exprel_function
 from hypothesis import strategies as st
 
 from nml2lut.errors import ExpressionError, UnitError
@@ -416,7 +418,7 @@ def test_to_brian2_text():
     assert to_brian2(Binary("and", Sym("x"), Num(1)), sym) == "int(((x) != 0.0) and ((1.0) != 0.0))"
     assert to_brian2(Unary("not", parse("x > 0")), sym) == "int(not ((x) > (0.0)))"
     assert to_brian2(Num(-2.0), sym) == "-2.0"
-    assert to_brian2(Call("exprel", (Sym("x"),)), sym) == "exprel(x)"
+    assert to_brian2(Call("exprel", (Sym("x"),)), sym) == "nml2lut_exprel(x)"
     cond = Cond(((parse("x > 1"), Num(1)), (Sym("x"), Num(2))), Num(3))
     assert to_brian2(cond, sym) == (
         "nml2lut_where((x) > (1.0), 1.0, nml2lut_where((x) != 0.0, 2.0, 3.0))"
@@ -510,8 +512,9 @@ def test_to_brian2_matches_brian2_numpy_target(brian2_numpy):
     lines = [f"y{i} = {to_brian2(node, {'x': 'x'})} : 1" for i, node in enumerate(nodes)]
     xs = np.concatenate([np.linspace(-3, 3, 25), [0.0, 1.0, -1.0, 1e-9]])
     group = brian2.NeuronGroup(
-        len(xs), "x : 1\n" + "\n".join(lines), namespace={"nml2lut_where": where}
-    )
+        len(xs), "x : 1\n" + "\n".join(lines),
+        namespace={"nml2lut_where": where, "nml2lut_exprel": make_exprel_function()},
+    )  # fmt: skip
     group.x = xs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
