@@ -31,7 +31,10 @@ from .coretypes import (
 )
 from .xmlread import MAX_BYTES, XmlFile, local_name, read_with_includes
 
-__all__ = ["ChannelSource", "Library", "read_library"]
+__all__ = ["ChannelSource", "Library", "read_library", "CUSTOM_GATE", "CUSTOM_CHANNEL"]
+
+CUSTOM_GATE = "custom gate ComponentType"
+CUSTOM_CHANNEL = "custom channel ComponentType"
 
 # What each gate kind reads from its children (NeuroML2 core types, Channels.xml).
 _USES_RATES = {"gateHHrates", "gateHHratesTau", "gateHHratesInf", "gateHHratesTauInf"}
@@ -194,7 +197,7 @@ class _ChannelBuilder:
         element = self.source.element
         kind = _type_of(element)
         if kind not in CHANNEL_TYPES:
-            raise UnsupportedError(kind, f"{self.source.where}: custom channel ComponentType {kind!r}")
+            raise UnsupportedError(CUSTOM_CHANNEL, f"{self.source.where}: custom channel ComponentType {kind!r}")
         if kind == "ionChannelKS":
             raise UnsupportedError("ionChannelKS", f"{self.source.where}: kinetic-scheme channels")
         if kind == "ionChannelVShift":
@@ -209,12 +212,14 @@ class _ChannelBuilder:
             if not tag or tag in _SKIPPED_CHILDREN:
                 continue
             child_type = _type_of(child)
-            if tag == "gate" or child_type in GATE_TYPES:
+            if tag == "gate" or child_type in GATE_TYPES or self._is_gate(child_type):
                 gates.append(self._gate(child))
             elif child_type in self.types and self.types.is_a(child_type, BASE_SCALING):
                 scalings.append(self._component(child, "factor", "none"))
+            elif child_type not in self.types:
+                raise ModelError(f"{_describe(child, self.path)}: unknown element: no ComponentType {child_type!r}")
             else:
-                raise UnsupportedError(tag, f"{_describe(child, self.path)}: unexpected element in a channel")
+                raise UnsupportedError(child_type, f"{_describe(child, self.path)}: unexpected element in a channel")
         if kind == "ionChannelPassive" and gates:
             raise ModelError(f"{self.source.where}: ionChannelPassive cannot have gates")
         self._check_unique([g.id for g in gates], "gate")
@@ -229,6 +234,9 @@ class _ChannelBuilder:
             source=self.path,
             line=self.source.line,
         )
+
+    def _is_gate(self, kind: str) -> bool:
+        return any(self.types.is_a(kind, base) for base in (*GATE_TYPES, "gate", "baseGate"))
 
     def _check_unique(self, ids: list[str], what: str) -> None:
         seen = set()
@@ -291,6 +299,8 @@ class _ChannelBuilder:
         if kind == "gateKS":
             raise UnsupportedError("gateKS", f"{where}: kinetic-scheme gates")
         if kind not in GATE_TYPES:
+            if self._is_gate(kind):
+                raise UnsupportedError(CUSTOM_GATE, f"{where}: custom gate ComponentType {kind!r}")
             raise UnsupportedError(kind, f"{where}: unknown gate type {kind!r}")
         gate_id = element.get("id")
         if not gate_id:
