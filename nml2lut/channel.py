@@ -53,6 +53,8 @@ def to_kelvin(temperature) -> float | None:
 def _v_range(v_range) -> tuple[float, float]:
     if v_range is None:
         return DEFAULT_RANGE
+    if isinstance(v_range, str) or len(v_range) != 2:
+        raise UnitError(f"v_range must be a pair (low, high), got {v_range!r}")
     low, high = v_range
     values = []
     for bound in (low, high):
@@ -66,6 +68,8 @@ def _v_range(v_range) -> tuple[float, float]:
             values.append(float(bound / volt))
         else:
             raise UnitError(f"v_range bound {bound!r} needs a unit: use brian2 mV or text like '-100mV'")
+    if not values[1] > values[0]:
+        raise UnitError(f"v_range {v_range!r} is empty: the upper bound must be above the lower")
     return values[0], values[1]
 
 

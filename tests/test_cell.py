@@ -26,6 +26,8 @@ from brian2 import cm, mS, ms, mV, uA, uF
 
 import nml2lut
 
+pytestmark = pytest.mark.slow  # six 100 ms simulations on the numpy target: tens of seconds
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "example_channels"
 
 DT = 0.01 * ms

@@ -42,8 +42,9 @@ NEAR_V = (1e-9, 1e-6)  # V; how far beside those points we look
 
 
 def _test_voltages() -> np.ndarray:
-    """1999 intervals over -100..+60 mV (1999 is prime: no point but the ends is a node of a
-    default table grid), plus points at and beside the singular points.
+    """1999 intervals over -100..+60 mV, plus points at and beside the singular points.
+
+    1999 is prime, so no interior point is a node of a table grid over the same range.
 
     Exactly at a jump the two sides are a tie decided by the last bit of ``-63mV``
     in volts, so a jump is probed only beside it.  Closer than about 1 nV to a
@@ -377,6 +378,9 @@ def test_v_range(v_range):
         pytest.param((-0.12, 0.08), "needs a unit", id="bare-numbers"),
         pytest.param(("-120mV", 0.08), "needs a unit", id="one-bare-number"),
         pytest.param(("-120mV", "80ms"), "expected a voltage", id="text-time"),
+        pytest.param(("-120mV",), "must be a pair", id="one-bound"),
+        pytest.param("-120mV", "must be a pair", id="text"),
+        pytest.param(("60mV", "-100mV"), "is empty", id="reversed"),
     ],
 )
 def test_v_range_without_voltage_units_raises(v_range, match):
