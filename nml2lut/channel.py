@@ -50,27 +50,28 @@ def to_kelvin(temperature) -> float | None:
     return value
 
 
+def _voltage(value, what: str) -> float:
+    """A voltage in V from NeuroML text (``"-65mV"``) or a Brian2 quantity."""
+    if isinstance(value, str):
+        return parse_quantity(value, "voltage", where=what).value
+    if hasattr(value, "dim"):
+        from brian2 import volt
+
+        if not value.has_same_dimensions(volt):
+            raise UnitError(f"{what} {value!r} is not a voltage")
+        return float(value / volt)
+    raise UnitError(f"{what} {value!r} needs a unit: use brian2 mV or text like '-100mV'")
+
+
 def _v_range(v_range) -> tuple[float, float]:
     if v_range is None:
         return DEFAULT_RANGE
     if isinstance(v_range, str) or len(v_range) != 2:
         raise UnitError(f"v_range must be a pair (low, high), got {v_range!r}")
-    low, high = v_range
-    values = []
-    for bound in (low, high):
-        if isinstance(bound, str):
-            values.append(parse_quantity(bound, "voltage", where="v_range").value)
-        elif hasattr(bound, "dim"):
-            from brian2 import volt
-
-            if not bound.has_same_dimensions(volt):
-                raise UnitError(f"v_range bound {bound!r} is not a voltage")
-            values.append(float(bound / volt))
-        else:
-            raise UnitError(f"v_range bound {bound!r} needs a unit: use brian2 mV or text like '-100mV'")
-    if not values[1] > values[0]:
+    low, high = (_voltage(bound, "v_range bound") for bound in v_range)
+    if not high > low:
         raise UnitError(f"v_range {v_range!r} is empty: the upper bound must be above the lower")
-    return values[0], values[1]
+    return low, high
 
 
 @dataclass
@@ -172,10 +173,10 @@ def _curve_function(tree: expr.Node):
     return curve
 
 
-def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points) -> LoadedChannel:
+def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points, vshift=None) -> LoadedChannel:
     if mode not in MODES:
         raise ModelError(f"mode must be one of {MODES}, got {mode!r}")
-    bound = bind(channel, to_kelvin(temperature))
+    bound = bind(channel, to_kelvin(temperature), None if vshift is None else _voltage(vshift, "vshift"))
     tables = None
     if mode == "lut" and bound.gates:
         trees = _curve_trees(bound)
@@ -199,6 +200,7 @@ def load_channels(
     v_range=None,
     tolerance: float = DEFAULT_TOLERANCE,
     n_points: int | None = None,
+    vshift=None,
     names: Mapping[str, str] | None = None,
 ) -> list[LoadedChannel]:
     """Load every channel of a NeuroML2 or LEMS file (and the files it includes).
@@ -215,7 +217,7 @@ def load_channels(
     names = dict(names or {})
     return [
         _load(library.build(source), name=names.get(source.id), temperature=temperature, mode=mode,
-              v_range=v_range, tolerance=tolerance, n_points=n_points)
+              v_range=v_range, tolerance=tolerance, n_points=n_points, vshift=vshift)
         for source in library.sources
     ]  # fmt: skip
 
@@ -230,6 +232,7 @@ def load_channel(
     v_range=None,
     tolerance: float = DEFAULT_TOLERANCE,
     n_points: int | None = None,
+    vshift=None,
 ) -> LoadedChannel:
     """Load one NeuroML2 ion channel as Brian2 equations backed by lookup tables.
 
@@ -255,6 +258,11 @@ def load_channel(
         for steady states, relative for time constants.
     n_points : int, optional
         A fixed number of grid points instead of the automatic choice.
+    vshift : str or brian2 Quantity, optional
+        The voltage shift seen by rates that require ``vShift`` (as a cell's
+        ``channelDensityVShift`` sets it); default the channel's own
+        ``vShift`` (``ionChannelVShift``).  Required when a rate needs it and
+        the channel has none.
 
     Returns
     -------
@@ -278,4 +286,4 @@ def load_channel(
     library = read_library(path)
     channel = library.build(library.source(channel_id))
     return _load(channel, name=name, temperature=temperature, mode=mode, v_range=v_range,
-                 tolerance=tolerance, n_points=n_points)  # fmt: skip
+                 tolerance=tolerance, n_points=n_points, vshift=vshift)  # fmt: skip

@@ -121,6 +121,9 @@ class Channel:
         The line of its element there.
     temperature : float or None
         The temperature (K) the channel has been bound to, if any.
+    vshift : float or None
+        The voltage shift (V) rates that require ``vShift`` see: the
+        ``vShift`` of an ``ionChannelVShift``, or the one it was bound to.
     """
 
     id: str
@@ -132,18 +135,19 @@ class Channel:
     source: str = ""
     line: int | None = None
     temperature: float | None = None
+    vshift: float | None = None
 
     @property
     def where(self) -> str:
         place = f"{self.source}:{self.line}" if self.line else self.source
         return f"{place}: channel {self.id!r}"
 
-    def needs_temperature(self) -> bool:
-        """Whether any curve or the conductance scale depends on temperature."""
+    def needs(self, symbol: str) -> bool:
+        """Whether any curve or the conductance scale depends on ``symbol`` (``"temperature"``...)."""
         trees = [self.conductance_scale]
         for gate in self.gates:
             trees.extend(gate.curves().values())
-        return any("temperature" in expr.free_symbols(t) for t in trees)
+        return any(symbol in expr.free_symbols(t) for t in trees)
 
 
 def _bind_tree(tree: expr.Node, values: dict[str, expr.Node]) -> expr.Node:
@@ -165,26 +169,31 @@ def _bind_gate(gate: Gate, values: dict[str, expr.Node]) -> Gate:
     )
 
 
-def bind(channel: Channel, temperature: float | None) -> Channel:
-    """Fold the temperature (K) into every curve of ``channel``.
+def bind(channel: Channel, temperature: float | None, vshift: float | None = None) -> Channel:
+    """Fold the temperature (K) and voltage shift (V) into every curve of ``channel``.
+
+    ``vshift`` defaults to the channel's own (``ionChannelVShift``).
 
     Raises
     ------
     ModelError
         The channel depends on temperature (q10 settings, or a type that reads
-        ``temperature``) and none was given.
+        ``temperature``) or on ``vShift`` and no value was given.
     """
-    if temperature is None:
-        if channel.needs_temperature():
-            raise ModelError(
-                f"{channel.where} depends on temperature (q10 or a temperature-dependent "
-                "type); pass temperature=, e.g. temperature='34degC'"
-            )
+    vshift = channel.vshift if vshift is None else vshift
+    values: dict[str, expr.Node] = {}
+    for symbol, value, hint in (("temperature", temperature, "temperature='34degC'"), ("vShift", vshift, "vshift='0mV'")):
+        if value is not None:
+            values[symbol] = expr.Num(float(value))
+        elif channel.needs(symbol):
+            what = "temperature (q10 or a temperature-dependent type)" if symbol == "temperature" else "vShift"
+            raise ModelError(f"{channel.where} depends on {what}; pass {hint.split('=')[0]}=, e.g. {hint}")
+    if not values:
         return channel
-    values = {"temperature": expr.Num(float(temperature))}
     return replace(
         channel,
         gates=tuple(_bind_gate(g, values) for g in channel.gates),
         conductance_scale=_bind_tree(channel.conductance_scale, values),
-        temperature=float(temperature),
+        temperature=None if temperature is None else float(temperature),
+        vshift=vshift,
     )

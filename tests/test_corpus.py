@@ -11,11 +11,10 @@ import warnings
 
 import pytest
 
-import nml2lut
 from nml2lut.errors import Nml2LutError, UnsupportedError
 from nml2lut.parse import read_library
 from nml2lut.parse.channels import CUSTOM_CHANNEL, CUSTOM_GATE
-from tests.oracle import CORPUS, ORACLE, compare, oracle_rows
+from tests.oracle import CORPUS, ORACLE, compare, load_corpus_channel, oracle_rows
 
 pytestmark = [
     pytest.mark.corpus,
@@ -23,7 +22,15 @@ pytestmark = [
 ]
 
 # Features the corpus uses that nml2lut does not tabulate yet; anything else must load.
-KNOWN_UNSUPPORTED = {"caConc", "ionChannelKS", "gateKS", "vShift", "ionChannelVShift", CUSTOM_GATE, CUSTOM_CHANNEL}
+KNOWN_UNSUPPORTED = {"caConc", "ionChannelKS", "gateKS", "custom fcond", CUSTOM_CHANNEL}
+
+
+# Channels whose file is not valid NeuroML on its own; nml2lut says so with a ModelError.
+BROKEN_INPUT = {
+    # custom_muscle_components.xml uses <customHGate>, a type defined only in cell_C.xml,
+    # which it does not include (jLEMS fails on the same file in openworm/CElegansNeuroML).
+    "ca_boyle_muscle": "uses an undefined ComponentType",
+}
 
 
 def _corpus_files():
@@ -41,7 +48,7 @@ def test_every_corpus_channel_loads_and_tabulates():
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    channel = nml2lut.load_channel(path, source.id, temperature="34degC")
+                    channel = load_corpus_channel(path, source.id, temperature="34degC")
                 counts["loaded"] += 1
                 counts["tabulated"] += channel.tables is not None
             except UnsupportedError as err:
@@ -77,5 +84,5 @@ def test_curves_match_jlems(mode):
     print(f"\njLEMS oracle, {mode}: {dict(by_status)}; {by_status['match'] / len(results):.1%} match; "
           f"worst inf error {worst_inf:.2e} (absolute), worst tau error {worst_tau:.2e} (relative)")  # fmt: skip
     bad = [f"{r.status}: {r.file} {r.channel} {r.temperature_degC}: {r.detail or r.worst_curve}"
-           for r in results if r.status not in ("match", "unsupported")]  # fmt: skip
+           for r in results if r.status not in ("match", "unsupported") and r.channel not in BROKEN_INPUT]  # fmt: skip
     assert not bad, "\n".join(bad)

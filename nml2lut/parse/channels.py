@@ -29,6 +29,7 @@ from .coretypes import (
     GATE_TYPES,
     core_types,
 )
+from .customgates import base_gate_type, custom_gate
 from .xmlread import MAX_BYTES, XmlFile, local_name, read_with_includes
 
 __all__ = ["ChannelSource", "Library", "read_library", "CUSTOM_GATE", "CUSTOM_CHANNEL"]
@@ -47,6 +48,7 @@ _ROLES = {
     "steadyState": (BASE_VARIABLE, "x", "none"),
 }
 _SKIPPED_CHILDREN = {"notes", "annotation", "property"}
+_STRUCTURAL_GATES = frozenset({*GATE_TYPES, "gate", "baseGate"})
 # Requirements a rate may have: run-time inputs, load-time values, and the gate's own variables.
 _GATE_SYMBOLS = ("alpha", "beta", "rateScale")
 _KNOWN_REQUIREMENTS = {"v", "temperature", "caConc", "vShift", *_GATE_SYMBOLS}
@@ -200,12 +202,16 @@ class _ChannelBuilder:
             raise UnsupportedError(CUSTOM_CHANNEL, f"{self.source.where}: custom channel ComponentType {kind!r}")
         if kind == "ionChannelKS":
             raise UnsupportedError("ionChannelKS", f"{self.source.where}: kinetic-scheme channels")
-        if kind == "ionChannelVShift":
-            raise UnsupportedError("ionChannelVShift", f"{self.source.where}: voltage-shifted channels")
         conductance = None
         if element.get("conductance") is not None:
             where = f"{self.source.where} conductance"
             conductance = self.library.units.parse(element.get("conductance"), "conductance", where=where).value
+        vshift = None
+        if kind == "ionChannelVShift":
+            text = element.get("vShift")
+            if text is None:
+                raise ModelError(f"{self.source.where}: ionChannelVShift without vShift")
+            vshift = self.library.units.parse(text, "voltage", where=f"{self.source.where} vShift").value
         gates, scalings = [], []
         for child in element:
             tag = local_name(child)
@@ -233,6 +239,7 @@ class _ChannelBuilder:
             conductance_scale=scale,
             source=self.path,
             line=self.source.line,
+            vshift=vshift,
         )
 
     def _is_gate(self, kind: str) -> bool:
@@ -259,8 +266,6 @@ class _ChannelBuilder:
             raise UnsupportedError(f"requirement {name}", f"{where}: requires {name!r}, which nml2lut cannot provide")
         if "caConc" in expr.free_symbols(tree):
             raise UnsupportedError("caConc", f"{where}: concentration-dependent {kind!r}")
-        if "vShift" in expr.free_symbols(tree):
-            raise UnsupportedError("vShift", f"{where}: {kind!r} requires vShift")
         return tree
 
     def _children(self, gate: etree._Element, kind: str) -> dict[str, list[etree._Element]]:
@@ -298,14 +303,17 @@ class _ChannelBuilder:
         where = _describe(element, self.path)
         if kind == "gateKS":
             raise UnsupportedError("gateKS", f"{where}: kinetic-scheme gates")
-        if kind not in GATE_TYPES:
-            if self._is_gate(kind):
-                raise UnsupportedError(CUSTOM_GATE, f"{where}: custom gate ComponentType {kind!r}")
-            raise UnsupportedError(kind, f"{where}: unknown gate type {kind!r}")
         gate_id = element.get("id")
         if not gate_id:
             raise ModelError(f"{where}: gate without an id")
         instances = _instances(element, where)
+        if kind not in GATE_TYPES:
+            if not self._is_gate(kind):
+                raise UnsupportedError(kind, f"{where}: unknown gate type {kind!r}")
+            base = base_gate_type(self.types, kind)
+            if self.types.flatten(kind, where, stop_at=_STRUCTURAL_GATES).has_dynamics or base is None:
+                return custom_gate(self, element, kind, gate_id, instances, where)
+            kind = base  # a new name for a core gate type, nothing more
         found = self._children(element, kind)
         if kind == "gateFractional":
             return self._fractional(element, found, gate_id, instances, where)

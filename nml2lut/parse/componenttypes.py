@@ -43,8 +43,15 @@ class ComponentTypeDef:
     requirements: dict[str, Dimension] = field(default_factory=dict)
     exposures: dict[str, Dimension] = field(default_factory=dict)
     derived: dict[str, tuple[expr.Node, Dimension]] = field(default_factory=dict)
+    selects: dict[str, tuple[str, str | None, Dimension]] = field(default_factory=dict)
+    states: dict[str, Dimension] = field(default_factory=dict)
+    derivatives: dict[str, expr.Node] = field(default_factory=dict)
     unsupported: list[str] = field(default_factory=list)
     where: str = "built-in"
+
+    @property
+    def has_dynamics(self) -> bool:
+        return bool(self.derived or self.selects or self.states)
 
 
 @dataclass(frozen=True)
@@ -127,14 +134,21 @@ class TypeRegistry:
         name = member.get("name", "")
         where = f"{path}:{member.sourceline}: {definition.name}.{name}"
         if tag == "DerivedVariable":
-            if member.get("select") is not None or member.get("value") is None:
-                definition.unsupported.append(f"DerivedVariable with select ({where})")
-                return
             dim = self._dimension(member, where)
-            definition.derived[name] = (self._expression(member.get("value"), where), dim)
+            if member.get("select") is not None:
+                definition.selects[name] = (member.get("select"), member.get("reduce"), dim)
+            else:
+                definition.derived[name] = (self._expression(member.get("value"), where), dim)
         elif tag == "ConditionalDerivedVariable":
             dim = self._dimension(member, where)
             definition.derived[name] = (self._conditional(member, where), dim)
+        elif tag == "StateVariable":
+            definition.states[name] = self._dimension(member, where)
+        elif tag == "TimeDerivative":
+            variable = member.get("variable", "")
+            definition.derivatives[variable] = self._expression(member.get("value"), f"{where}d{variable}/dt")
+        elif tag == "OnStart":
+            pass  # initial values: nml2lut starts gates at their steady state
         elif tag:
             definition.unsupported.append(f"<{tag}> in the Dynamics of {definition.name!r} ({where})")
 
@@ -176,11 +190,11 @@ class TypeRegistry:
     def __contains__(self, name: str) -> bool:
         return name in self._types
 
-    def chain(self, name: str, where: str = "") -> list[ComponentTypeDef]:
-        """The definitions from ``name`` up its ``extends`` chain."""
+    def chain(self, name: str, where: str = "", *, stop_at: frozenset[str] = frozenset()) -> list[ComponentTypeDef]:
+        """The definitions from ``name`` up its ``extends`` chain (ending before any name in ``stop_at``)."""
         chain, seen = [], set()
         current: str | None = name
-        while current is not None:
+        while current is not None and current not in stop_at:
             if current in seen:
                 raise ModelError(f"{where}: ComponentType {name!r} extends itself through {current!r}")
             seen.add(current)
@@ -209,16 +223,19 @@ class TypeRegistry:
             current = definition.extends if definition is not None else None
         return False
 
-    def flatten(self, name: str, where: str = "") -> ComponentTypeDef:
+    def flatten(self, name: str, where: str = "", *, stop_at: frozenset[str] = frozenset()) -> ComponentTypeDef:
         """One definition merging the ``extends`` chain, the most derived winning."""
         flat = ComponentTypeDef(name, where=self._types[name].where if name in self else where)
-        for definition in reversed(self.chain(name, where)):
+        for definition in reversed(self.chain(name, where, stop_at=stop_at)):
             flat.parameters.update(definition.parameters)
             flat.constants.update(definition.constants)
             flat.constant_dims.update(definition.constant_dims)
             flat.requirements.update(definition.requirements)
             flat.exposures.update(definition.exposures)
             flat.derived.update(definition.derived)
+            flat.selects.update(definition.selects)
+            flat.states.update(definition.states)
+            flat.derivatives.update(definition.derivatives)
             flat.unsupported.extend(definition.unsupported)
         for shadowed in set(flat.derived) & set(flat.parameters):
             del flat.parameters[shadowed]
@@ -240,6 +257,46 @@ class TypeRegistry:
             ``select``...).
         """
         flat = self.flatten(component.type, component.where)
+        if flat.selects or flat.states:
+            what = "StateVariable" if flat.states else "DerivedVariable with select"
+            raise UnsupportedError(what, f"{component.where}: {what} in {component.type!r}")
+        resolver = self._resolver(flat, component)
+        tree = resolver.value_of(exposure)
+        got = resolver.dims.get(exposure, DIMENSIONLESS)
+        if got != expected:
+            raise UnitError(
+                f"{component.where}: {exposure!r} of type {component.type!r} is a {dimension_name(got)}, "
+                f"expected a {dimension_name(expected)}"
+            )
+        return tree
+
+    def resolve_dynamics(
+        self, component: Component, selected: dict[str, expr.Node], *, stop_at: frozenset[str] = frozenset(),
+        parameters: dict[str, Dimension] | None = None,
+    ) -> _Resolver:  # fmt: skip
+        """A resolver of a custom type with Dynamics of its own (a custom gate, say).
+
+        ``selected`` gives the value of each ``select`` path the type's
+        DerivedVariables use (``"forwardRate/r"``...); state variables stay
+        symbols; ``parameters`` adds those of base types nml2lut knows
+        structurally (``instances``).
+        """
+        flat = self.flatten(component.type, component.where, stop_at=stop_at)
+        flat.parameters = {**(parameters or {}), **flat.parameters}
+        resolver = self._resolver(flat, component)
+        for name, (path, _reduce, dim) in flat.selects.items():
+            if path not in selected:
+                raise UnsupportedError(
+                    f"select {path}", f"{component.where}: {component.type}.{name} selects {path!r}"
+                )
+            resolver.values[name] = selected[path]
+            resolver.dims[name] = dim
+        for name, dim in flat.states.items():
+            resolver.values[name] = expr.Sym(name)
+            resolver.dims[name] = dim
+        return resolver
+
+    def _resolver(self, flat: ComponentTypeDef, component: Component) -> _Resolver:
         if flat.unsupported:
             raise UnsupportedError(flat.unsupported[0].split(" ")[0], f"{component.where}: {flat.unsupported[0]}")
         values: dict[str, expr.Node] = {}
@@ -255,15 +312,7 @@ class TypeRegistry:
             dims[name] = flat.constant_dims[name]
         # Derived variables get their dimension when resolved (see _Resolver).
         dims.update({name: DIMENSIONLESS for name in flat.derived if name not in dims})
-        resolver = _Resolver(flat, values, dims, component.where)
-        tree = resolver.value_of(exposure)
-        got = dims.get(exposure, DIMENSIONLESS)
-        if got != expected:
-            raise UnitError(
-                f"{component.where}: {exposure!r} of type {component.type!r} is a {dimension_name(got)}, "
-                f"expected a {dimension_name(expected)}"
-            )
-        return tree
+        return _Resolver(flat, values, dims, component.where)
 
 
 class _Resolver:
