@@ -16,6 +16,7 @@ from .emit import BrianCode, identifier, to_brian2
 from .errors import ModelError, UnitError
 from .model import Channel, bind
 from .parse import read_library
+from .steady import occupancy_curves, transition_curves
 from .grids import Grid, find_breakpoints
 from .tables import DEFAULT_RANGE, DEFAULT_TOLERANCE, CurveError, Tables, build_tables
 from .units import parse_quantity
@@ -92,6 +93,9 @@ class LoadedChannel:
         The tables (``lut`` mode), with their grid and measured errors.
     code : BrianCode
         Equations, namespace and initial values.
+    dt : float or None
+        The time step (s) the update of kinetic schemes was tabulated for;
+        None when the channel has none.
     """
 
     id: str
@@ -100,6 +104,7 @@ class LoadedChannel:
     model: Channel
     tables: Tables | None
     code: BrianCode
+    dt: float | None = None
 
     @property
     def equations(self):
@@ -135,10 +140,28 @@ class LoadedChannel:
         """Set every gate of ``group`` to its steady state at the group's ``v``.
 
         Uses string expressions of ``v``, so it works in every target,
-        ``cpp_standalone`` included (no state is read back).
+        ``cpp_standalone`` included (no state is read back).  For a kinetic
+        scheme (``lut`` mode) it also installs the scheme's update: Brian2's
+        integrators cannot step stiff schemes stably, so the occupancies are
+        advanced once per step by the tabulated exact transition matrix
+        (a ``run_regularly`` operation at the start of each step); the group's
+        dt must be the one the channel was loaded with.
         """
         for state, expression in self.code.initial.items():
             setattr(group, state, expression)
+        if self.code.updates:
+            self._attach_update(group)
+
+    def _attach_update(self, group) -> None:
+        from brian2 import second
+
+        group_dt = float(group.clock.dt / second)
+        if abs(group_dt - self.dt) > 1e-9 * self.dt:
+            raise ModelError(
+                f"channel {self.id!r}: its kinetic scheme was tabulated for dt = {self.dt * 1e3:g} ms but the group "
+                f"runs with dt = {group_dt * 1e3:g} ms; load it again with dt="
+            )
+        group.run_regularly("\n".join(self.code.updates), when="start", name=f"{group.name}_kinetics_{self.name}")
 
     def curves(self, v, conc=None) -> dict[str, dict[str, np.ndarray]]:
         """Inf and tau of every gate at voltages ``v`` (V), as the Brian2 model sees them.
@@ -153,7 +176,7 @@ class LoadedChannel:
         out: dict[str, dict[str, np.ndarray]] = {}
         for key, tree in _curve_trees(self.model).items():
             curve, _, quantity = key.rpartition("/")
-            if self.tables is not None:
+            if self.tables is not None and key in self.tables.names:
                 y = self.tables.interpolate(v, key)
             else:
                 with np.errstate(all="ignore"):
@@ -173,14 +196,33 @@ def _curve_function(tree: expr.Node):
     return curve
 
 
-def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points, vshift=None) -> LoadedChannel:
+def _time_step(dt) -> float:
+    """The simulation step (s) a kinetic scheme's update is tabulated for; default Brian2's defaultclock.dt."""
+    from brian2 import Quantity, defaultclock, second
+
+    if dt is None:
+        dt = defaultclock.dt
+    if isinstance(dt, str):
+        return parse_quantity(dt, "time", where="dt").value
+    if not isinstance(dt, Quantity) or not dt.has_same_dimensions(second) or not float(dt / second) > 0:
+        raise UnitError(f"dt must be a positive Brian2 time or text like '0.025ms', got {dt!r}")
+    return float(dt / second)
+
+
+def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points, vshift=None, dt=None) -> LoadedChannel:
     if mode not in MODES:
         raise ModelError(f"mode must be one of {MODES}, got {mode!r}")
     bound = bind(channel, to_kelvin(temperature), None if vshift is None else _voltage(vshift, "vshift"))
+    trees = _curve_trees(bound) if mode == "lut" else {}
+    curves = {k: _curve_function(t) for k, t in trees.items()}
+    for gate in bound.gates:  # steady states of kinetic schemes are tabulated in both modes
+        if gate.kind == "kinetic":
+            curves.update({f"{gate.id}/{k}": f for k, f in occupancy_curves(gate).items()})
+            if mode == "lut":
+                step = _time_step(dt)
+                curves.update({f"{gate.id}/{k}": f for k, f in transition_curves(gate, step).items()})
     tables = None
-    if mode == "lut" and bound.gates:
-        trees = _curve_trees(bound)
-        curves = {k: _curve_function(t) for k, t in trees.items()}
+    if curves:
         v_range = _v_range(v_range)
         switches = {s for tree in trees.values() for s in expr.switches(tree)}
         breakpoints = find_breakpoints([_curve_function(s) for s in switches], v_range)
@@ -189,7 +231,9 @@ def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_po
             label=f"{bound.where}: ",
         )  # fmt: skip
     suffix = identifier(name if name is not None else channel.id, what="channel name")
-    return LoadedChannel(channel.id, suffix, mode, bound, tables, to_brian2(bound, tables, suffix))
+    code = to_brian2(bound, tables, suffix)
+    step = _time_step(dt) if code.updates else None
+    return LoadedChannel(channel.id, suffix, mode, bound, tables, code, step)
 
 
 def load_channels(
@@ -201,6 +245,7 @@ def load_channels(
     tolerance: float = DEFAULT_TOLERANCE,
     n_points: int | None = None,
     vshift=None,
+    dt=None,
     names: Mapping[str, str] | None = None,
 ) -> list[LoadedChannel]:
     """Load every channel of a NeuroML2 or LEMS file (and the files it includes).
@@ -217,7 +262,7 @@ def load_channels(
     names = dict(names or {})
     return [
         _load(library.build(source), name=names.get(source.id), temperature=temperature, mode=mode,
-              v_range=v_range, tolerance=tolerance, n_points=n_points, vshift=vshift)
+              v_range=v_range, tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt)
         for source in library.sources
     ]  # fmt: skip
 
@@ -233,6 +278,7 @@ def load_channel(
     tolerance: float = DEFAULT_TOLERANCE,
     n_points: int | None = None,
     vshift=None,
+    dt=None,
 ) -> LoadedChannel:
     """Load one NeuroML2 ion channel as Brian2 equations backed by lookup tables.
 
@@ -263,6 +309,10 @@ def load_channel(
         ``channelDensityVShift`` sets it); default the channel's own
         ``vShift`` (``ionChannelVShift``).  Required when a rate needs it and
         the channel has none.
+    dt : brian2 Quantity or str, optional
+        For kinetic-scheme channels in ``lut`` mode: the simulation time step
+        their update is tabulated for (default: Brian2's ``defaultclock.dt``
+        at load time).
 
     Returns
     -------
@@ -286,4 +336,4 @@ def load_channel(
     library = read_library(path)
     channel = library.build(library.source(channel_id))
     return _load(channel, name=name, temperature=temperature, mode=mode, v_range=v_range,
-                 tolerance=tolerance, n_points=n_points, vshift=vshift)  # fmt: skip
+                 tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt)  # fmt: skip

@@ -74,12 +74,16 @@ class BrianCode:
         State variable -> expression of ``v`` giving its steady state.
     names : dict of str to str
         Curve key (``"m.inf"``) -> the subexpression holding it.
+    updates : list of str
+        Abstract code run once per time step before integration (the
+        tabulated one-step update of kinetic schemes); empty for most channels.
     """
 
     equations: Equations
     namespace: dict = field(default_factory=dict)
     initial: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    updates: list[str] = field(default_factory=list)
 
 
 def _table_function(tables: Tables, suffix: str) -> tuple[str, Function]:
@@ -106,10 +110,15 @@ class _Emitter:
     def name(self, *parts: str) -> str:
         return "_".join((*parts, self.suffix))
 
+    def tabulated(self, key: str) -> bool:
+        return self.tables is not None and key in self.tables.names
+
     def curve(self, key: str, tree: expr.Node, symbols: dict[str, str]) -> str:
         """The right-hand side giving curve ``key`` (``"m/inf"``) in its SI unit, as a number."""
-        if self.tables is not None:
+        if self.tabulated(key):
             return f"{self.function_name}(v, {self.tables.column(key)})"
+        if tree is None:
+            raise ModelError(f"{self.channel.where}: no table and no expression for {key!r}")
         nodes = list(expr.walk(tree))
         if any(isinstance(n, expr.Cond) for n in nodes):
             self.code.namespace[WHERE_FUNCTION_NAME] = make_where_function()
@@ -133,7 +142,7 @@ class _Emitter:
         symbols = {}
         for rate in ("alpha", "beta"):
             tree = getattr(gate, rate)
-            if tree is None or self.tables is not None:
+            if tree is None or self.tabulated(f"{gate.id}/inf"):
                 continue
             rate_name = f"{prefix}_{rate}_{self.suffix}"
             self.lines.append(f"{rate_name} = ({self.curve(rate, tree, {})})/second : 1/second")
@@ -144,6 +153,8 @@ class _Emitter:
         """Emit one gate; return the factor it contributes to the open fraction."""
         prefix = identifier(gate.id, what="gate id")
         state = self.name(prefix)
+        if gate.kind == "kinetic":
+            return self.kinetic(gate, prefix)
         if gate.kind == "fractional":
             parts = []
             for sub in gate.subgates:
@@ -160,6 +171,51 @@ class _Emitter:
             symbols = self.rates(gate, prefix)
             self.dynamic(state, prefix, gate.id, gate.inf, gate.tau, symbols)
         return state if gate.instances == 1 else f"{state}**{gate.instances}"
+
+    def kinetic(self, gate: Gate, prefix: str) -> str:
+        """Occupancy equations; the last state is 1 minus the others, so they sum to 1 exactly."""
+        occupancy = {st.id: self.name(prefix, identifier(st.id, what="state id")) for st in gate.states}
+        inflow: dict[str, list[str]] = {st.id: [] for st in gate.states}
+        outflow: dict[str, list[str]] = {st.id: [] for st in gate.states}
+        for t in gate.transitions:
+            names = {}
+            for rate in ("rf", "rr"):
+                key = f"{gate.id}/{t.id}/{rate}"
+                names[rate] = self.name(prefix, identifier(t.id, what="transition id"), rate)
+                self.lines.append(f"{names[rate]} = ({self.curve(key, getattr(t, rate), {})})/second : 1/second")
+                self.code.names[f"{gate.id}/{t.id}.{rate}"] = names[rate]
+            inflow[t.target].append(f"{names['rf']}*{occupancy[t.source]}")
+            outflow[t.source].append(names["rf"])
+            inflow[t.source].append(f"{names['rr']}*{occupancy[t.target]}")
+            outflow[t.target].append(names["rr"])
+        if self.tabulated(f"{gate.id}/P/0/0"):
+            return self.kinetic_update(gate, prefix, occupancy)
+        last, *integrated = gate.states
+        for st in integrated:
+            gain = " + ".join(inflow[st.id]) or "0/second"
+            loss = " + ".join(outflow[st.id]) or "0/second"
+            self.lines.append(f"d{occupancy[st.id]}/dt = {gain} - ({loss})*{occupancy[st.id]} : 1")
+            self.code.initial[occupancy[st.id]] = self.curve(f"{gate.id}/{st.id}/inf", None, {})
+        others = " - ".join(occupancy[st.id] for st in integrated)
+        self.lines.append(f"{occupancy[last.id]} = 1 - {others} : 1")
+        open_terms = [f"{st.relative_conductance!r}*{occupancy[st.id]}" for st in gate.states if st.relative_conductance]
+        q = self.name(prefix)
+        self.lines.append(f"{q} = {' + '.join(open_terms) or '0.0'} : 1")
+        return q if gate.instances == 1 else f"{q}**{gate.instances}"
+
+    def kinetic_update(self, gate: Gate, prefix: str, occupancy: dict[str, str]) -> str:
+        """Occupancies stepped by the tabulated transition matrix: p_j <- sum_i p_i P_ij(v)."""
+        names = [occupancy[st.id] for st in gate.states]
+        for j, name in enumerate(names):
+            self.lines.append(f"{name} : 1")
+            self.code.initial[name] = self.curve(f"{gate.id}/{gate.states[j].id}/inf", None, {})
+            terms = " + ".join(f"{self.curve(f'{gate.id}/P/{i}/{j}', None, {})}*{source}" for i, source in enumerate(names))
+            self.code.updates.append(f"next_{name} = {terms}")
+        self.code.updates += [f"{name} = next_{name}" for name in names]
+        open_terms = [f"{st.relative_conductance!r}*{occupancy[st.id]}" for st in gate.states if st.relative_conductance]
+        q = self.name(prefix)
+        self.lines.append(f"{q} = {' + '.join(open_terms) or '0.0'} : 1")
+        return q if gate.instances == 1 else f"{q}**{gate.instances}"
 
     def emit(self) -> BrianCode:
         g, e, current = self.name("g"), self.name("E"), self.name("I")

@@ -13,6 +13,10 @@ Gate kinds are the normal forms every NeuroML2 HH-family gate reduces to:
     ``q = inf``.
 ``"fractional"``
     ``q = sum(fraction_i * q_i)`` over dynamic subgates.
+``"kinetic"``
+    A kinetic scheme: occupancies of states linked by transitions with
+    forward and reverse rates; ``q`` = the summed occupancy of open states
+    (weighted by their relative conductance).
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from dataclasses import dataclass, field, replace
 from . import expr
 from .errors import ModelError
 
-__all__ = ["SubGate", "Gate", "Channel", "GATE_KINDS", "bind"]
+__all__ = ["SubGate", "KineticState", "Transition", "Gate", "Channel", "GATE_KINDS", "bind"]
 
-GATE_KINDS = ("dynamic", "instantaneous", "fractional")
+GATE_KINDS = ("dynamic", "instantaneous", "fractional", "kinetic")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,25 @@ class SubGate:
     fraction: float
     inf: expr.Node
     tau: expr.Node
+
+
+@dataclass(frozen=True)
+class KineticState:
+    """A state of a kinetic scheme and its share of the conductance (0 closed, 1 open)."""
+
+    id: str
+    relative_conductance: float
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A transition of a kinetic scheme: rates (1/s) from ``source`` to ``target`` and back."""
+
+    id: str
+    source: str
+    target: str
+    rf: expr.Node
+    rr: expr.Node
 
 
 @dataclass(frozen=True)
@@ -58,6 +81,8 @@ class Gate:
         and ``tau`` may refer to them as the symbols ``alpha`` and ``beta``.
     subgates : tuple of SubGate
         The components of a fractional gate.
+    states, transitions : tuples of KineticState and Transition
+        The scheme of a kinetic gate.
     element : str
         Where the gate is defined (file:line and element), for messages.
     """
@@ -70,6 +95,8 @@ class Gate:
     alpha: expr.Node | None = None
     beta: expr.Node | None = None
     subgates: tuple[SubGate, ...] = ()
+    states: tuple[KineticState, ...] = ()
+    transitions: tuple[Transition, ...] = ()
     element: str = ""
 
     def __post_init__(self) -> None:
@@ -85,6 +112,12 @@ class Gate:
         run-time inputs and load-time symbols.
         """
         rates = {k: t for k, t in (("alpha", self.alpha), ("beta", self.beta)) if t is not None}
+        if self.kind == "kinetic":
+            out = {}
+            for transition in self.transitions:
+                out[f"{transition.id}/rf"] = transition.rf
+                out[f"{transition.id}/rr"] = transition.rr
+            return out
         if self.kind == "fractional":
             out = {}
             for sub in self.subgates:
@@ -159,8 +192,10 @@ def _bind_gate(gate: Gate, values: dict[str, expr.Node]) -> Gate:
         return None if tree is None else _bind_tree(tree, values)
 
     subgates = tuple(replace(s, inf=b(s.inf), tau=b(s.tau)) for s in gate.subgates)
+    transitions = tuple(replace(t, rf=b(t.rf), rr=b(t.rr)) for t in gate.transitions)
     return replace(
         gate,
+        transitions=transitions,
         inf=b(gate.inf),
         tau=b(gate.tau),
         alpha=b(gate.alpha),

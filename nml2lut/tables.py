@@ -173,13 +173,16 @@ def _evaluate(curves: Mapping[str, Curve], v: np.ndarray) -> np.ndarray:
 
 def _check_values(names: tuple[str, ...], v: np.ndarray, values: np.ndarray) -> None:
     for j, name in enumerate(names):
-        if _metric(name) == "relative":
-            bad = values[:, j] <= 0
-            if bad.any():
-                at = v[np.argmax(bad)]
-                raise TableError(
-                    f"{name} must be positive, but is {values[np.argmax(bad), j]:.6g} at v = {at * 1e3:.6g} mV"
-                )
+        quantity = name.rsplit("/", 1)[-1]
+        if quantity == "tau":
+            bad, what = values[:, j] <= 0, "positive"
+        elif quantity in ("rf", "rr"):  # transition rates of kinetic schemes
+            bad, what = values[:, j] < 0, "non-negative"
+        else:
+            continue
+        if bad.any():
+            at = v[np.argmax(bad)]
+            raise TableError(f"{name} must be {what}, but is {values[np.argmax(bad), j]:.6g} at v = {at * 1e3:.6g} mV")
 
 
 def _one_sided(curves, names, grid, breakpoints, values):

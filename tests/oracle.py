@@ -47,7 +47,7 @@ def _oracle_curves(data) -> dict[tuple[str, str], np.ndarray]:
     curves = {}
     for key in data.files:
         curve, _, quantity = key.rpartition(".")
-        if quantity in ("inf", "tau") and curve:
+        if quantity in ("inf", "tau", "rf", "rr") and curve:
             curves[(curve, quantity)] = data[key]
     return curves
 
@@ -94,8 +94,9 @@ def compare(row: dict[str, str], mode: str) -> OracleResult:
         if quantity == "inf":
             error = float(np.max(np.abs(mine - reference)))
             result.worst_inf = max(result.worst_inf, error)
-        else:
-            error = float(np.max(np.abs(mine - reference) / np.abs(reference)))
+        else:  # tau, and the transition rates of kinetic schemes (1/s; below 1/s compared absolutely)
+            floor = 1.0 if quantity in ("rf", "rr") else 0.0
+            error = float(np.max(np.abs(mine - reference) / np.maximum(np.abs(reference), floor)))
             result.worst_tau = max(result.worst_tau, error)
         if error >= max(result.worst_inf, result.worst_tau):
             result.worst_curve = f"{curve}.{quantity}"

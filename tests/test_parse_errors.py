@@ -194,7 +194,8 @@ def test_channel_in_an_included_file_is_found(tmp_path):
         ('instances="4"', "", ModelError, "without instances"),
         ('<gateHHrates id="n"', '<gateHHrates', ModelError, "without an id"),
         ("<forwardRate", "<fooRate", UnsupportedError, "fooRate"),
-        ('<gateHHrates id="n" instances="4">', '<gateKS id="n" instances="4">', UnsupportedError, "gateKS"),
+        ('<gateHHrates id="n" instances="4">', '<gateKS id="n" instances="4">', UnsupportedError,
+         "unknown transition type 'forwardRate'"),
         ('conductance="10pS"', 'conductance="10mV"', UnitError, "expected a conductance"),
     ],
 )

@@ -9,6 +9,7 @@ generic ComponentType resolver.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from .coretypes import (
     core_types,
 )
 from .customgates import base_gate_type, custom_gate
+from .kinetic import IgnoredByCoreTypesWarning, kinetic_gate
 from .xmlread import MAX_BYTES, XmlFile, local_name, read_with_includes
 
 __all__ = ["ChannelSource", "Library", "read_library", "CUSTOM_GATE", "CUSTOM_CHANNEL"]
@@ -200,8 +202,6 @@ class _ChannelBuilder:
         kind = _type_of(element)
         if kind not in CHANNEL_TYPES:
             raise UnsupportedError(CUSTOM_CHANNEL, f"{self.source.where}: custom channel ComponentType {kind!r}")
-        if kind == "ionChannelKS":
-            raise UnsupportedError("ionChannelKS", f"{self.source.where}: kinetic-scheme channels")
         conductance = None
         if element.get("conductance") is not None:
             where = f"{self.source.where} conductance"
@@ -228,6 +228,14 @@ class _ChannelBuilder:
                 raise UnsupportedError(child_type, f"{_describe(child, self.path)}: unexpected element in a channel")
         if kind == "ionChannelPassive" and gates:
             raise ModelError(f"{self.source.where}: ionChannelPassive cannot have gates")
+        if kind == "ionChannelKS" and scalings:
+            warnings.warn(
+                f"{self.source.where}: conductance scaling of an ionChannelKS is ignored: in the NeuroML2 core "
+                "types its open fraction does not include it",
+                IgnoredByCoreTypesWarning,
+                stacklevel=3,
+            )
+            scalings = []
         self._check_unique([g.id for g in gates], "gate")
         scale = _product(scalings)
         return Channel(
@@ -301,12 +309,12 @@ class _ChannelBuilder:
     def _gate(self, element: etree._Element) -> Gate:
         kind = _type_of(element)
         where = _describe(element, self.path)
-        if kind == "gateKS":
-            raise UnsupportedError("gateKS", f"{where}: kinetic-scheme gates")
         gate_id = element.get("id")
         if not gate_id:
             raise ModelError(f"{where}: gate without an id")
         instances = _instances(element, where)
+        if kind == "gateKS":
+            return kinetic_gate(self, element, gate_id, instances, where)
         if kind not in GATE_TYPES:
             if not self._is_gate(kind):
                 raise UnsupportedError(kind, f"{where}: unknown gate type {kind!r}")

@@ -98,6 +98,18 @@ def core_types() -> dict[str, ComponentTypeDef]:
             derived=[("factor", q10_form, "none")],
         ),  # fmt: skip
         _define("baseConductanceScalingCaDependent", BASE_SCALING, requirements=[("caConc", "concentration")]),
+        _define(
+            "vHalfTransition",
+            params=[("vHalf", "voltage"), ("z", "none"), ("gamma", "none"), ("tau", "time"), ("tauMin", "time")],
+            requirements=[("v", "voltage")], exposures=[("rf", "per_time"), ("rr", "per_time")],
+            constants=[("kte", 25.3e-3, "voltage")],
+            derived=[
+                ("rf0", "exp(z * gamma * (v - vHalf) / kte) / tau", "per_time"),
+                ("rr0", "exp(-z * (1 - gamma) * (v - vHalf) / kte) / tau", "per_time"),
+                ("rf", "1 / (1/rf0 + tauMin)", "per_time"),
+                ("rr", "1 / (1/rr0 + tauMin)", "per_time"),
+            ],
+        ),  # fmt: skip
     ]
     for definition in definitions:
         definition.where = f"NeuroML2 core type {definition.name!r}"

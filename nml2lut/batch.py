@@ -1,0 +1,589 @@
+"""batch: whole NeuroML libraries -> converted channels in a tree that mirrors the input, with a report.
+
+`discover` finds the files, `convert` runs one task per file in isolated
+worker processes (`nml2lut.workers`) and writes, from this process only,
+``OUT/channels/<input path>/<channel>.{npz,json}`` (`nml2lut.store`) and
+``OUT/report.{json,md}`` (`nml2lut.report`).  A file's record
+(``.source.json`` beside its channels) holds the content hash of the file
+and everything it includes, so a rerun skips what is up to date and an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ._version import __version__
+from .errors import IncludeError, Nml2LutError, ParseError
+from .report import RETRIED, convert_markdown, describe_error, summarise, write_report
+from .store import StoreError, atomic_write, dump_channel, dumps, read_metadata, sha256_hex
+from .tables import DEFAULT_TOLERANCE
+from .workers import DEFAULT_MEMORY, DEFAULT_TIMEOUT, run_tasks
+
+__all__ = [
+    "Options",
+    "Entry",
+    "Discovery",
+    "BatchError",
+    "discover",
+    "convert",
+    "content_hash",
+    "channel_stems",
+    "DEFAULT_TEMPERATURE",
+    "RECORD",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEMPERATURE = "34degC"
+"""Temperature of a batch unless told otherwise: channels with q10 settings need one."""
+SUFFIXES = (".nml", ".xml")
+RECORD = ".source.json"
+"""A converted file's record, beside its channels (a channel's stem never starts with a dot)."""
+_ROOTS = ("neuroml", "Lems")
+_SNIFF_BYTES = 65536
+_PROLOG = re.compile(rb"(?:\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^\[>]|\[.*?\])*>)*<(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)", re.S)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+
+
+class BatchError(Nml2LutError, ValueError):
+    """The batch cannot start: a missing input path or an unusable output directory."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every channel of a batch is loaded with (the arguments of `nml2lut.load_channel`).
+
+    ``temperature`` and ``vshift`` are NeuroML text (``"34degC"``, ``"0mV"``)
+    or None; ``v_range`` a pair of voltages as text.
+    """
+
+    temperature: str | None = DEFAULT_TEMPERATURE
+    v_range: tuple[str, str] | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    n_points: int | None = None
+    vshift: str | None = None
+
+    def api(self) -> dict:
+        """Keyword arguments for `nml2lut.load_channel` (unset ones left out)."""
+        kwargs = {"temperature": self.temperature, "v_range": self.v_range, "tolerance": self.tolerance}
+        if self.n_points is not None:
+            kwargs["n_points"] = self.n_points
+        if self.vshift is not None:
+            kwargs["vshift"] = self.vshift
+        return kwargs
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        data["v_range"] = None if self.v_range is None else list(self.v_range)
+        return data
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file found in the input: ``rel`` is its path in reports and in the output tree."""
+
+    path: Path
+    rel: str
+    skip: str = ""  # why it is not read, if it is not
+    via: str = ""  # the file that includes it, when it was found only through an include
+
+
+@dataclass
+class Discovery:
+    root: Path
+    entries: list[Entry] = field(default_factory=list)
+    skipped_directories: list[dict] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- finding files
+def _sniff_root(path: Path) -> str | None:
+    """The root element's local name if the first bytes show it; None if they do not."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError:
+        return None
+    match = _PROLOG.match(head.removeprefix(b"\xef\xbb\xbf"))
+    return match.group(1).decode("ascii", "replace") if match else None
+
+
+def _classify_file(path: Path) -> str:
+    """Why ``path`` is skipped, or "" when it is to be read."""
+    if path.suffix.lower() not in SUFFIXES:
+        return f"not a NeuroML file name ({path.suffix or 'no suffix'})"
+    try:
+        if not path.is_file():
+            return "not a regular file"
+    except OSError as err:
+        return f"cannot be read: {err.strerror}"
+    if path.suffix.lower() == ".xml":
+        root = _sniff_root(path)
+        if root is not None and root not in _ROOTS:
+            return f"XML whose root <{root}> is not <neuroml> or <Lems>"
+    return ""
+
+
+def _root_of(paths: list[Path]) -> Path:
+    folders = [p if p.is_dir() else p.parent for p in paths]
+    return Path(os.path.commonpath([str(f) for f in folders]))
+
+
+def discover(paths: Sequence[str | os.PathLike], *, exclude: Sequence[str | os.PathLike] = ()) -> Discovery:
+    """Every file under ``paths`` (files or directories, recursively), in sorted order.
+
+    Files named ``*.nml`` are read; ``*.xml`` when its root is ``<neuroml>``
+    or ``<Lems>`` (or cannot be seen); everything else is listed as skipped
+    with the reason.  Directories whose name starts with a dot, symbolic
+    links to directories and the ``exclude`` directories (the output) are not
+    searched, and are listed too.
+
+    Raises
+    ------
+    BatchError
+        An input path does not exist.
+    """
+    given = [Path(os.path.abspath(p)) for p in paths]
+    missing = [str(p) for p in given if not p.exists()]
+    if missing:
+        raise BatchError(f"input not found: {', '.join(missing)}")
+    if not given:
+        raise BatchError("no input paths")
+    excluded = {Path(os.path.abspath(p)) for p in exclude}
+    found = Discovery(_root_of(given))
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.entries.append(Entry(path, path.relative_to(found.root).as_posix(), _classify_file(path)))
+
+    for top in given:
+        if not top.is_dir():
+            add(top)
+            continue
+        for folder, dirs, files in os.walk(top, onerror=lambda err: found.skipped_directories.append(
+                {"path": _rel(Path(err.filename), found.root), "reason": f"cannot be listed: {err.strerror}"})):  # fmt: skip
+            here = Path(folder)
+            for name in sorted(dirs):
+                reason = _skip_directory(here / name, excluded)
+                if reason:
+                    dirs.remove(name)
+                    found.skipped_directories.append({"path": _rel(here / name, found.root), "reason": reason})
+            dirs.sort()
+            for name in sorted(files):
+                add(here / name)
+    found.entries.sort(key=lambda e: e.rel)
+    found.skipped_directories.sort(key=lambda d: d["path"])
+    return found
+
+
+def _skip_directory(path: Path, excluded: set[Path]) -> str:
+    if path in excluded:
+        return "the output directory"
+    if path.is_symlink():
+        return "symbolic link to a directory (not followed)"
+    if path.name.startswith("."):
+        return "hidden directory"
+    return ""
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+# ---------------------------------------------------------------- hashes and names
+def content_hash(main: Path, files: Sequence[Path], options: Options) -> str:
+    """sha256 over the bytes of ``files`` (the file and all it includes, sorted), the options and the version."""
+    base = Path(main).resolve().parent
+    digest = hashlib.sha256(f"nml2lut {__version__}\0{json.dumps(options.as_json(), sort_keys=True)}\0".encode())
+    for rel, path in sorted((Path(os.path.relpath(p, base)).as_posix(), p) for p in files):
+        with open(path, "rb") as handle:
+            file_digest = hashlib.file_digest(handle, "sha256").digest()
+        digest.update(rel.encode("utf-8", "surrogateescape") + b"\0" + file_digest)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _relative(files: Sequence[Path], base: Path) -> list[str]:
+    return sorted(Path(os.path.relpath(f, base)).as_posix() for f in files)
+
+
+def channel_stems(ids: Sequence[str]) -> list[str]:
+    """File names (without suffix) for channel ids: unique even on case-insensitive file systems."""
+    stems, taken = [], set()
+    for ident in ids:
+        stem = _UNSAFE.sub("_", ident)[:80] or "_"
+        if stem != ident or stem.lower() in taken or stem.upper() in _WINDOWS_RESERVED:
+            stem = f"{stem}-{sha256_hex(ident.encode('utf-8', 'surrogateescape'))[:10]}"
+        taken.add(stem.lower())
+        stems.append(stem)
+    return stems
+
+
+# ---------------------------------------------------------------- the task of one file
+@dataclass
+class FileOutcome:
+    """What a worker reports for one file; ``artefacts`` maps a channel's stem to its (npz, json) bytes."""
+
+    rel: str
+    status: str
+    error: dict | None = None
+    hash: str | None = None
+    dependencies: list[str] = field(default_factory=list)
+    channels: list[dict] = field(default_factory=list)
+    note: str = ""
+    seconds: float = 0.0
+    artefacts: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConvertTask:
+    """Convert the channels a file defines (not those of its includes)."""
+
+    path: str
+    rel: str
+    options: Options
+    known: dict = field(default_factory=dict)  # channel id -> [hash, stem] of intact outputs
+
+    def failure(self, error: dict) -> FileOutcome:
+        return FileOutcome(self.rel, "failed", error)
+
+    def run(self) -> FileOutcome:
+        from .parse import read_library
+
+        start = time.perf_counter()
+        path = Path(self.path)
+        try:
+            library = read_library(path)
+            files = [Path(xml.path) for xml in library.files]
+            digest = content_hash(path, files, self.options)
+        except Exception as err:
+            outcome = self._failed_file(path, err)
+            outcome.seconds = time.perf_counter() - start
+            return outcome
+        base = path.resolve().parent
+        own = [s for s in library.sources if Path(s.path) == path.resolve()]
+        outcome = FileOutcome(self.rel, "converted", hash=digest, dependencies=_relative(files, base))
+        for source, stem in zip(own, channel_stems([s.id for s in own]), strict=True):
+            outcome.channels.append(self._channel(source, stem, digest, outcome.artefacts))
+        if not own:
+            elsewhere = len(library.sources)
+            outcome.note = "defines no channels" + (f" ({elsewhere} in included files, converted there)" if elsewhere else "")
+        if any(c["status"] == "failed" for c in outcome.channels):
+            outcome.status = "failed"
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+
+    def _failed_file(self, path: Path, err: Exception) -> FileOutcome:
+        """A file that cannot be read; with its content hash when the failure depends only on known files."""
+        from .parse.xmlread import MAX_BYTES, read_with_includes
+
+        outcome = self.failure(describe_error(err))
+        files = None
+        try:
+            if path.stat().st_size <= MAX_BYTES and outcome.error["category"] not in RETRIED:
+                files = [Path(xml.path) for xml in read_with_includes(path)]
+        except ParseError as xml_err:  # the XML itself: cached only if it is this file's own
+            if not isinstance(xml_err, IncludeError) and xml_err.path and Path(xml_err.path) == path.resolve():
+                files = [path.resolve()]
+        except Exception:
+            files = None
+        if files is not None:
+            try:
+                outcome.hash = content_hash(path, files, self.options)
+                outcome.dependencies = _relative(files, path.resolve().parent)
+            except OSError:
+                outcome.hash = None
+        return outcome
+
+    def _channel(self, source, stem: str, digest: str, artefacts: dict) -> dict:
+        from .channel import load_channel
+
+        start = time.perf_counter()
+        record = {"id": source.id, "line": source.line, "stem": stem, "status": "converted", "error": None}
+        if self.known.get(source.id) == [digest, stem]:
+            return {**record, "status": "up-to-date", "seconds": 0.0}
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                loaded = load_channel(self.path, source.id, **self.options.api())
+            notes = [{"type": w.category.__name__, "message": str(w.message)} for w in caught]
+            metadata = {
+                "source": {"path": self.rel, "channel": source.id, "line": source.line},
+                "hash": digest,
+                "options": self.options.as_json(),
+                "warnings": notes,
+            }
+            artefacts[stem] = dump_channel(loaded, stem, metadata)
+            grid = loaded.grid
+            record.update(max_error=loaded.max_error, grid_points=None if grid is None else grid.n, warnings=notes)
+        except Exception as err:
+            record.update(status="failed", error=describe_error(err))
+        record["seconds"] = time.perf_counter() - start
+        return record
+
+
+# ---------------------------------------------------------------- this process: outputs and records
+def _mirror(out: Path, entry: Entry) -> Path:
+    if entry.rel.startswith("/"):
+        return out / "external" / entry.rel.lstrip("/")
+    return out / "channels" / entry.rel
+
+
+def _intact(folder: Path, stem: str) -> dict | None:
+    """The metadata of the channel stored as ``stem`` if both its files are there and agree."""
+    try:
+        meta = read_metadata(folder / f"{stem}.json")
+        data = (folder / meta["tables_file"]).read_bytes()
+    except (StoreError, OSError):
+        return None
+    return meta if sha256_hex(data) == meta["tables_sha256"] else None
+
+
+def _stored_channels(folder: Path) -> dict[str, list[str]]:
+    """Channel id -> [hash, stem] of every intact channel in ``folder``."""
+    known = {}
+    for json_path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        if json_path.name.startswith("."):
+            continue
+        meta = _intact(folder, json_path.stem)
+        if meta is not None and isinstance(meta.get("id"), str) and isinstance(meta.get("hash"), str):
+            known[meta["id"]] = [meta["hash"], json_path.stem]
+    return known
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("format") == "nml2lut-source" else None
+
+
+def _up_to_date(entry: Entry, folder: Path, options: Options) -> dict | None:
+    """The file's report from its record, if its content hash and every output still match."""
+    record = _read_record(folder / RECORD)
+    if not record or record.get("nml2lut_version") != __version__ or record.get("options") != options.as_json():
+        return None
+    base = entry.path.resolve().parent
+    try:
+        digest = content_hash(entry.path, [base / d for d in record["dependencies"]], options)
+        channels = list(record["channels"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    if digest != record.get("hash") or (record.get("error") or {}).get("category") in RETRIED:
+        return None
+    for channel in channels:
+        if channel.get("status") == "failed":
+            if (channel.get("error") or {}).get("category") in RETRIED:
+                return None
+        elif (_intact(folder, channel.get("stem", "")) or {}).get("hash") != digest:
+            return None
+    return record
+
+
+def _channel_report(channel: dict, out: Path, folder: Path) -> dict:
+    report = {k: v for k, v in channel.items() if k != "stem"}
+    stored = channel["status"] != "failed"
+    report["output"] = (folder / f"{channel['stem']}.json").relative_to(out).as_posix() if stored else None
+    report.setdefault("warnings", [])
+    report.setdefault("max_error", None)
+    report.setdefault("grid_points", None)
+    return report
+
+
+def _file_report(entry: Entry, data: dict, out: Path, folder: Path, up_to_date: bool) -> dict:
+    """The report of one file, from its record (up to date) or from a worker's outcome."""
+    channels = [dict(c) for c in data.get("channels", [])]
+    if up_to_date:
+        for c in channels:
+            c.update(seconds=0.0, status="failed" if c["status"] == "failed" else "up-to-date")
+    report = {
+        "path": entry.rel,
+        "status": data["status"],
+        "error": data.get("error"),
+        "channels": [_channel_report(c, out, folder) for c in channels],
+        "note": data.get("note", ""),
+        "hash": data.get("hash"),
+        "dependencies": data.get("dependencies", []),
+        "up_to_date": up_to_date,
+        "seconds": 0.0 if up_to_date else data.get("seconds", 0.0),
+    }
+    if entry.via:
+        report["via"] = entry.via
+    return report
+
+
+def _outcome_data(outcome: FileOutcome) -> dict:
+    return {k: getattr(outcome, k) for k in ("rel", "status", "error", "hash", "dependencies", "channels", "note", "seconds")}
+
+
+def _store(outcome: FileOutcome, folder: Path, options: Options) -> None:
+    """Write a file's new channels, then its record; remove outputs of channels it no longer has."""
+    for stem, (npz, text) in sorted(outcome.artefacts.items()):
+        atomic_write(folder / f"{stem}.npz", npz)
+        atomic_write(folder / f"{stem}.json", text)
+    if outcome.hash is None:  # failed, and may not fail next time: no record, so it is tried again
+        (folder / RECORD).unlink(missing_ok=True)
+        return
+    record = {
+        "format": "nml2lut-source",
+        "nml2lut_version": __version__,
+        "options": options.as_json(),
+        **_outcome_data(outcome),
+    }
+    current = {c["stem"] for c in outcome.channels if c["status"] != "failed"}
+    for json_path in folder.glob("*.json") if outcome.error is None else ():  # a file that fails keeps its old outputs
+        if not json_path.name.startswith(".") and json_path.stem not in current and _intact(folder, json_path.stem):
+            (folder / f"{json_path.stem}.npz").unlink(missing_ok=True)
+            json_path.unlink(missing_ok=True)
+    for leftover in folder.glob(".nml2lut-tmp-*"):
+        leftover.unlink(missing_ok=True)
+    atomic_write(folder / RECORD, (dumps(record) + "\n").encode("utf-8"))
+
+
+# ---------------------------------------------------------------- the batch
+class _Converter:
+    def __init__(self, found: Discovery, out: Path, options: Options, force: bool, progress):
+        self.found, self.out, self.options, self.force, self.progress = found, out, options, force, progress
+        self.files: dict[str, dict] = {}
+        self.entries: dict[str, Entry] = {}
+        self.seen = {e.path.resolve() for e in found.entries}
+        self.total = len(found.entries)
+
+    def finish(self, entry: Entry, report: dict) -> None:
+        self.files[entry.rel] = report
+        log.info("[%d/%d] %s: %s%s", len(self.files), self.total, entry.rel, report["status"],
+                 " (up to date)" if report.get("up_to_date") else "")  # fmt: skip
+        if self.progress is not None:
+            self.progress(len(self.files), self.total, entry.rel, report["status"])
+
+    def plan(self, entry: Entry) -> list[ConvertTask]:
+        """The task for ``entry``, or none when it is skipped or up to date (then its report is made now)."""
+        self.entries[entry.rel] = entry
+        if entry.skip:
+            self.finish(entry, {"path": entry.rel, "status": "skipped", "reason": entry.skip, "error": None,
+                                "channels": [], "up_to_date": False, "seconds": 0.0})  # fmt: skip
+            return []
+        folder = _mirror(self.out, entry)
+        record = None if self.force else _up_to_date(entry, folder, self.options)
+        if record is None:
+            known = {} if self.force else _stored_channels(folder)
+            return [ConvertTask(str(entry.path), entry.rel, self.options, known)]
+        self.finish(entry, _file_report(entry, record, self.out, folder, True))
+        return self.follow(entry, record.get("dependencies", []))
+
+    def follow(self, entry: Entry, dependencies: list[str]) -> list[ConvertTask]:
+        """Tasks for included files that the input did not list (their channels are converted from them)."""
+        tasks = []
+        base = entry.path.resolve().parent
+        for dependency in dependencies:
+            path = (base / dependency).resolve()
+            if path not in self.seen:
+                self.seen.add(path)
+                self.total += 1
+                tasks += self.plan(Entry(path, _rel(path, self.found.root), "", via=entry.rel))
+        return tasks
+
+    def done(self, task: ConvertTask, outcome: FileOutcome) -> list[ConvertTask]:
+        entry = self.entries[task.rel]
+        folder = _mirror(self.out, entry)
+        try:
+            _store(outcome, folder, self.options)
+        except (OSError, StoreError) as err:
+            outcome = FileOutcome(outcome.rel, "failed", describe_error(err), seconds=outcome.seconds)
+        self.finish(entry, _file_report(entry, _outcome_data(outcome), self.out, folder, False))
+        return self.follow(entry, outcome.dependencies)
+
+
+def convert(
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    options: Options = Options(),
+    jobs: int = 1,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    memory: int | None = DEFAULT_MEMORY,
+    scheduler=None,
+    force: bool = False,
+    progress: Callable[[int, int, str, str], None] | None = None,
+) -> dict:
+    """Convert every channel of every NeuroML file under ``paths`` into ``out``; return the report.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Files or directories (searched recursively, see `discover`).
+    out : path-like
+        Output directory: ``channels/<input path>/<channel>.{npz,json}``,
+        ``report.json`` and ``report.md``.
+    options : Options
+        Temperature, voltage range, tolerance... for every channel.
+    jobs : int
+        Worker processes.
+    timeout, memory : float, int or None
+        Limits per file: seconds, and bytes of address space of its worker.
+    scheduler : str or distributed.Client, optional
+        Run on a dask.distributed cluster instead (``pip install nml2lut[dask]``).
+    force : bool
+        Convert again even what is up to date.
+    progress : callable, optional
+        Called as ``progress(done, total, path, status)`` after each file.
+
+    Returns
+    -------
+    dict
+        The report, as written to ``out/report.json``.
+
+    Raises
+    ------
+    BatchError
+        An input path does not exist, or ``out`` is not a directory.
+
+    Examples
+    --------
+    >>> from nml2lut.batch import convert
+    >>> report = convert(["example_channels"], "out", jobs=2)  # doctest: +SKIP
+    >>> report["summary"]["channels"]["failed"]  # doctest: +SKIP
+    0
+    """
+    start = time.perf_counter()
+    out = Path(os.path.abspath(out))
+    if out.exists() and not out.is_dir():
+        raise BatchError(f"output {out} exists and is not a directory")
+    found = discover(paths, exclude=[out])
+    converter = _Converter(found, out, options, force, progress)
+    tasks = [task for entry in found.entries for task in converter.plan(entry)]
+    if tasks:
+        out.mkdir(parents=True, exist_ok=True)
+        run_tasks(tasks, converter.done, jobs=jobs, timeout=timeout, memory=memory, scheduler=scheduler)
+    files = [converter.files[rel] for rel in sorted(converter.files)]
+    report = {
+        "command": "convert",
+        "nml2lut_version": __version__,
+        "inputs": [os.path.abspath(p) for p in paths],
+        "root": str(found.root),
+        "output": str(out),
+        "options": options.as_json(),
+        "summary": summarise(files),
+        "skipped_directories": found.skipped_directories,
+        "files": files,
+        "seconds": time.perf_counter() - start,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(out, report, convert_markdown(report))
+    return report
