@@ -75,7 +75,8 @@ def kinetic_gate(builder, element, gate_id: str, instances: int, where: str) -> 
     for child in element:
         tag = local_name(child)
         child_where = f"{builder.path}:{child.sourceline}"
-        kind = child.get("type") or tag
+        # Transitions and states are named by their element; a generic element names its type.
+        kind = child.get("type", tag) if tag in ("Component", "KSState", "KSTransition") else tag
         if not tag or tag in _SKIPPED:
             continue
         if tag == "q10Settings":
