@@ -47,7 +47,7 @@ import math
 import re
 import string
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import brian2
@@ -338,14 +338,6 @@ class LookupTable2D:
     y_scale : {"log", "linear"}
         Spacing of the ``y`` grid: uniform in ``log(y)`` (default) or in ``y``.
 
-    Attributes
-    ----------
-    coefficients : np.ndarray, shape (n_x, n_y, n_columns, 4)
-        Read-only.  Per grid point and column ``(value, x slope, y slope, cross
-        term)``: in the cell from point ``(i, j)`` with weights ``fx, fy`` of the
-        next points the value is ``c0 + fx*c1 + fy*(c2 + fx*c3)``.  Slopes are 0
-        on the last row or column, so the edges need no special case.
-
     Raises
     ------
     TableError
@@ -369,7 +361,6 @@ class LookupTable2D:
     y_min: float
     y_max: float
     y_scale: Literal["log", "linear"] = "log"
-    coefficients: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.y_scale not in ("log", "linear"):
@@ -383,9 +374,6 @@ class LookupTable2D:
         _check_range(self.x_min, self.x_max, self.n_x)
         _check_range(self.y_min, self.y_max, self.n_y, axis="y", log=self.y_scale == "log")
         _check_finite_2d(self)
-        coefficients = _coefficients_2d(values)
-        coefficients.flags.writeable = False
-        object.__setattr__(self, "coefficients", coefficients)
 
     @property
     def n_x(self) -> int:
@@ -421,8 +409,8 @@ class LookupTable2D:
         )
 
     def _compiled(self) -> np.ndarray:
-        """The array the compiled code reads (a flat view of `coefficients`)."""
-        return self.coefficients.reshape(-1)
+        """The array the compiled code reads: a flat view of `values`, no copy."""
+        return self.values.reshape(-1)
 
 
 def _check_shape_2d(values: np.ndarray) -> None:
@@ -443,16 +431,6 @@ def _check_finite_2d(table: LookupTable2D) -> None:
             f"table column {k} is {table.values[i, j, k]} at point ({i}, {j}) "
             f"(x = {float(table.x[i])!r}, y = {float(table.y[j])!r}); {len(bad)} value(s) are not finite"
         )
-
-
-def _coefficients_2d(values: np.ndarray) -> np.ndarray:
-    """(value, x slope, y slope, cross term) per point and column; 0 beyond the last row or column."""
-    coefficients = np.zeros(values.shape + (4,))
-    coefficients[..., 0] = values
-    coefficients[:-1, :, :, 1] = np.diff(values, axis=0)
-    coefficients[:, :-1, :, 2] = np.diff(values, axis=1)
-    coefficients[:-1, :-1, :, 3] = np.diff(coefficients[:-1, :, :, 1], axis=1)
-    return coefficients
 
 
 def interpolate2d(table: LookupTable2D, x: np.ndarray, y: np.ndarray, column: int) -> np.ndarray:
@@ -496,27 +474,24 @@ def interpolate2d(table: LookupTable2D, x: np.ndarray, y: np.ndarray, column: in
 def _interpolate2d_prepared(
     flat: np.ndarray, axes: tuple[_Axis, _Axis], shape: tuple[int, int, int], x, y, column: int
 ) -> np.ndarray:
-    """The numpy twin of the compiled code, reading the same flat coefficient array."""
+    """The numpy twin of the compiled code (`_READS`), reading the same flat array of values."""
     x, y = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     if axes[1].log:
         with np.errstate(divide="ignore"):
             y = np.log(np.maximum(y, 0.0))  # maximum keeps NaN; y <= 0 -> -inf -> the first point
     i_x, f_x = _grid_position(x, *axes[0][:3])
     i_y, f_y = _grid_position(y, *axes[1][:3])
-    _, n_y, n_columns = shape
-    base = i_x * n_y
-    base += i_y
-    base *= n_columns
-    base += column
-    base *= 4
-    high = flat.take(base + 3)
-    high *= f_x
-    high += flat.take(base + 2)
-    high *= f_y  # fy*(c2 + fx*c3)
-    result = flat.take(base + 1)
-    result *= f_x
-    result += flat.take(base)
-    result += high
+    n_x, n_y, n_columns = shape
+    c = i_x * n_y
+    c += i_y
+    c *= n_columns
+    c += column
+    d_x = np.where(i_x < n_x - 1, n_y * n_columns, 0)
+    d_y = np.where(i_y < n_y - 1, n_columns, 0)
+    c0, c_y, c_x, c_xy = (flat.take(c + d) for d in (0, d_y, d_x, d_x + d_y))
+    a = c0 + f_y * (c_y - c0)  # at x_i, interpolated in y
+    b = c_x + f_y * (c_xy - c_x)  # at x_(i+1)
+    result = a + f_x * (b - a)
     return result if result.ndim else result[()]
 
 
@@ -553,10 +528,10 @@ def check_function_name(name: str) -> str:
     return name
 
 
-# One template per language renders the 1-D and the 2-D function: per axis the
-# same position helper (its constant arguments fold after inlining), ``p_x, i_x,
-# f_x`` (position, row, weight of the next point), then one read of the
-# interleaved coefficients ``c`` of the grid point (`_combination`).
+# One template per language renders the 1-D and the 2-D function: the same
+# helpers (their constant arguments fold after inlining), per axis ``p_x, i_x,
+# f_x`` (position, row, weight of the next point), then the read of the grid
+# point's data that `_READS` gives for the table's dimension.
 _CPP_TEMPLATE = string.Template("""
 // nml2lut lookup table ${name}: ${shape} points x ${n_columns} columns, ${axes};
 // per point and column ${layout}, all columns of one point adjacent.
@@ -576,13 +551,16 @@ static inline double nml2lut_log_${name}(const double u)
     // coordinate on a log axis: u <= 0 lies below the grid (clamped to its first point); NaN stays NaN
     return u <= 0.0 ? -INFINITY : log(u);
 }
+static inline int nml2lut_next_${name}(const int row, const int last, const int stride)
+{
+    // offset to the next point along an axis; none after the last point, where the weight is 0
+    return row < last ? stride : 0;
+}
 static inline double ${name}(${parameters}const int k)
 {
     if (k < 0 || k >= ${n_columns})
         return NAN;
-${positions}
-    const double *c = _namespace${key} + ${n_coefficients} * (${point} * ${n_columns} + k);
-    return ${combination};
+${body};
 }
 """)
 
@@ -613,13 +591,17 @@ cdef inline double nml2lut_log_${name}(const double u) noexcept nogil:
         return -INFINITY
     return log(u)
 
+cdef inline int nml2lut_next_${name}(const int row, const int last, const int stride) noexcept nogil:
+    # offset to the next point along an axis; none after the last point, where the weight is 0
+    if row < last:
+        return stride
+    return 0
+
 cdef inline double ${name}(${parameters}const int k) noexcept:
     global _namespace${key}
     if k < 0 or k >= ${n_columns}:
         return NAN
-${positions}
-    cdef double *c = _namespace${key} + ${n_coefficients} * (${point} * ${n_columns} + k)
-    return ${combination}
+${body}
 """)
 
 
@@ -632,7 +614,29 @@ _CPP = _Language(_CPP_TEMPLATE, "const {type} {name} = {value};")
 _CYTHON = _Language(_CYTHON_TEMPLATE, "cdef {type} {name} = {value}")
 
 _ARGUMENTS = ("x", "y")
-_LAYOUTS = {1: "(value, slope to the next point)", 2: "(value, x slope, y slope, cross term)"}
+
+#: Per dimension: what the compiled array holds per point and column, and the
+#: code that reads it: (type, name, value) of local variables, then the result.
+#: In 2-D, ``a`` and ``b`` are the values at ``x_i`` and ``x_(i+1)``, each
+#: interpolated in ``y``.  Placeholders: the `_render` keywords.
+_READS = {
+    1: (
+        "(value, slope to the next point)",
+        [("double *", "c", "_namespace{key} + 2 * (i_x * {n_columns} + k)")],
+        "c[0] + f_x * c[1]",
+    ),
+    2: (
+        "(value)",
+        [
+            ("double *", "c", "_namespace{key} + (i_x * {n_y} + i_y) * {n_columns} + k"),
+            ("int", "d_x", "nml2lut_next_{name}(i_x, {last_x}, {n_y} * {n_columns})"),
+            ("int", "d_y", "nml2lut_next_{name}(i_y, {last_y}, {n_columns})"),
+            ("double", "a", "c[0] + f_y * (c[d_y] - c[0])"),
+            ("double", "b", "c[d_x] + f_y * (c[d_x + d_y] - c[d_x])"),
+        ],
+        "a + f_x * (b - a)",
+    ),
+}
 
 
 def _render(language: _Language, table: LookupTable | LookupTable2D, name: str) -> str:
@@ -644,25 +648,23 @@ def _render(language: _Language, table: LookupTable | LookupTable2D, name: str) 
     for u, axis, (lo, hi) in zip(arguments, axes, _ranges(table), strict=True):
         coordinate = f"nml2lut_log_{name}({u})" if axis.log else u
         position = f"nml2lut_pos_{name}({coordinate}, {axis.start!r}, {axis.inv_step!r}, {axis.last!r})"
-        lines += [
-            language.declaration.format(type="double", name=f"p_{u}", value=position),
-            language.declaration.format(type="int", name=f"i_{u}", value=f"nml2lut_row_{name}(p_{u})"),
-            language.declaration.format(type="double", name=f"f_{u}", value=f"p_{u} - i_{u}"),
-        ]
+        lines += [("double", f"p_{u}", position), ("int", f"i_{u}", f"nml2lut_row_{name}(p_{u})")]
+        lines.append(("double", f"f_{u}", f"p_{u} - i_{u}"))
         ranges.append(f"{'log ' if axis.log else ''}{u} in [{lo!r}, {hi!r}]")
-    point = "i_x" if len(axes) == 1 else f"(i_x * {shape[1]} + i_y)"
+    layout, reads, result = _READS[len(axes)]
+    fields = {"key": _namespace_key(name), "name": name, "n_columns": table.n_columns, "n_y": shape[-1]}
+    fields |= {f"last_{u}": n - 1 for u, n in zip(arguments, shape, strict=True)}
+    lines += [(kind, variable, value.format(**fields)) for kind, variable, value in reads]
+    body = [language.declaration.format(type=kind, name=variable, value=value) for kind, variable, value in lines]
     return language.template.substitute(
         name=name,
-        key=_namespace_key(name),
+        key=fields["key"],
         shape=" x ".join(str(n) for n in shape),
         n_columns=table.n_columns,
         axes=", ".join(ranges),
-        layout=_LAYOUTS[len(axes)],
+        layout=layout,
         parameters="".join(f"const double {u}, " for u in arguments),
-        positions="\n".join(f"    {line}" for line in lines),
-        n_coefficients=2 ** len(axes),
-        point=point,
-        combination=_combination(arguments),
+        body="\n".join(f"    {line}" for line in [*body, f"return {result}"]),
     )
 
 
@@ -670,16 +672,6 @@ def _ranges(table: LookupTable | LookupTable2D) -> list[tuple[float, float]]:
     if isinstance(table, LookupTable):
         return [(table.x_min, table.x_max)]
     return [(table.x_min, table.x_max), (table.y_min, table.y_max)]
-
-
-def _combination(arguments: tuple[str, ...], first: int = 0) -> str:
-    """Multilinear form in the weights: ``c[0] + f_x * c[1]``, then ``... + f_y * (c[2] + f_x * c[3])``."""
-    if not arguments:
-        return f"c[{first}]"
-    *inner, last = arguments
-    low = _combination(tuple(inner), first)
-    high = _combination(tuple(inner), first + 2 ** len(inner))
-    return f"{low} + f_{last} * {f'({high})' if inner else high}"
 
 
 def _namespace_key(name: str) -> str:

@@ -46,6 +46,9 @@ def _rate_child(builder, child, where: str) -> expr.Node:
 
 
 def _transition(builder, child, tag: str, where: str, index: int) -> Transition:
+    known = tag in ("forwardTransition", "reverseTransition", "tauInfTransition", "vHalfTransition")
+    if not (known or builder.types.is_a(tag, "KSTransition")):
+        raise UnsupportedError(tag, f"{where}: unknown transition type {tag!r}")
     source, target = child.get("from"), child.get("to")
     if not source or not target:
         raise ModelError(f"{where}: <{tag}> needs from= and to=")
@@ -61,11 +64,9 @@ def _transition(builder, child, tag: str, where: str, index: int) -> Transition:
         tau = builder._role(builder._one(found, "timeCourse", child, tag, True), "timeCourse")
         rf = expr.Binary("/", inf, tau)
         rr = expr.Binary("/", expr.Binary("-", expr.Num(1.0), inf), tau)
-    elif tag == "vHalfTransition" or builder.types.is_a(tag, "KSTransition"):
+    else:  # vHalfTransition and custom transition types: rf and rr from the type's Dynamics
         rf = builder._component(child, "rf", "per_time")
         rr = builder._component(child, "rr", "per_time")
-    else:
-        raise UnsupportedError(tag, f"{where}: unknown transition type {tag!r}")
     return Transition(ident, source, target, expr.fold_constants(rf), expr.fold_constants(rr))
 
 
