@@ -24,10 +24,10 @@ from pathlib import Path
 
 from ._version import __version__
 from .errors import IncludeError, Nml2LutError, ParseError
-from .report import RETRIED, convert_markdown, describe_error, summarise, write_report
+from .report import RETRIED, convert_markdown, describe_error, error, summarise, write_report
 from .store import StoreError, atomic_write, dump_channel, dumps, read_metadata, sha256_hex
 from .tables import DEFAULT_TOLERANCE
-from .workers import DEFAULT_MEMORY, DEFAULT_TIMEOUT, run_tasks
+from .workers import DEFAULT_MEMORY, DEFAULT_TIMEOUT, Deadline, run_tasks
 
 __all__ = [
     "Options",
@@ -64,8 +64,8 @@ class BatchError(Nml2LutError, ValueError):
 class Options:
     """What every channel of a batch is loaded with (the arguments of `nml2lut.load_channel`).
 
-    ``temperature`` and ``vshift`` are NeuroML text (``"34degC"``, ``"0mV"``)
-    or None; ``v_range`` a pair of voltages as text.
+    ``temperature``, ``vshift`` and ``dt`` are NeuroML text (``"34degC"``,
+    ``"0mV"``, ``"0.025ms"``) or None; ``v_range`` a pair of voltages as text.
     """
 
     temperature: str | None = DEFAULT_TEMPERATURE
@@ -73,14 +73,16 @@ class Options:
     tolerance: float = DEFAULT_TOLERANCE
     n_points: int | None = None
     vshift: str | None = None
+    dt: str | None = None
 
     def api(self) -> dict:
         """Keyword arguments for `nml2lut.load_channel` (unset ones left out)."""
         kwargs = {"temperature": self.temperature, "v_range": self.v_range, "tolerance": self.tolerance}
         if self.n_points is not None:
             kwargs["n_points"] = self.n_points
-        if self.vshift is not None:
-            kwargs["vshift"] = self.vshift
+        for name in ("vshift", "dt"):  # passed only when set: older load_channel may not know them
+            if getattr(self, name) is not None:
+                kwargs[name] = getattr(self, name)
         return kwargs
 
     def as_json(self) -> dict:
@@ -278,8 +280,15 @@ class ConvertTask:
         base = path.resolve().parent
         own = [s for s in library.sources if Path(s.path) == path.resolve()]
         outcome = FileOutcome(self.rel, "converted", hash=digest, dependencies=_relative(files, base))
-        for source, stem in zip(own, channel_stems([s.id for s in own]), strict=True):
-            outcome.channels.append(self._channel(source, stem, digest, outcome.artefacts))
+        pairs = list(zip(own, channel_stems([s.id for s in own]), strict=True))
+        for k, (source, stem) in enumerate(pairs):
+            try:
+                outcome.channels.append(self._channel(library, source, stem, digest, outcome.artefacts))
+            except Deadline:  # keep what is done; the rest is tried again by the next run
+                late = error("TimeoutError", "the file's time limit ran out before this channel was done", "timeout")
+                outcome.channels += [{"id": s.id, "line": s.line, "stem": st, "status": "failed", "error": late,
+                                      "seconds": 0.0} for s, st in pairs[k:]]  # fmt: skip
+                break
         if not own:
             elsewhere = len(library.sources)
             outcome.note = "defines no channels" + (f" ({elsewhere} in included files, converted there)" if elsewhere else "")
@@ -310,9 +319,7 @@ class ConvertTask:
                 outcome.hash = None
         return outcome
 
-    def _channel(self, source, stem: str, digest: str, artefacts: dict) -> dict:
-        from .channel import load_channel
-
+    def _channel(self, library, source, stem: str, digest: str, artefacts: dict) -> dict:
         start = time.perf_counter()
         record = {"id": source.id, "line": source.line, "stem": stem, "status": "converted", "error": None}
         if self.known.get(source.id) == [digest, stem]:
@@ -320,7 +327,7 @@ class ConvertTask:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                loaded = load_channel(self.path, source.id, **self.options.api())
+                loaded = _load_source(library, source, self.options)
             notes = [{"type": w.category.__name__, "message": str(w.message)} for w in caught]
             metadata = {
                 "source": {"path": self.rel, "channel": source.id, "line": source.line},
@@ -335,6 +342,19 @@ class ConvertTask:
             record.update(status="failed", error=describe_error(err))
         record["seconds"] = time.perf_counter() - start
         return record
+
+
+def _load_source(library, source, options: Options):
+    """`nml2lut.load_channel` of one channel of an already parsed library.
+
+    The file is parsed once for all its channels (``load_channel`` per
+    channel would parse it once per channel: quadratic in a file with
+    thousands of channels), and each channel still fails on its own.
+    """
+    from .channel import _load
+
+    kwargs = {"n_points": None, **options.api()}
+    return _load(library.build(source), name=None, mode="lut", **kwargs)
 
 
 # ---------------------------------------------------------------- this process: outputs and records
@@ -445,7 +465,9 @@ def _store(outcome: FileOutcome, folder: Path, options: Options) -> None:
         "nml2lut_version": __version__,
         "options": options.as_json(),
         **_outcome_data(outcome),
+        "channels": [{k: v for k, v in c.items() if k != "seconds"} for c in outcome.channels],
     }
+    del record["seconds"]  # records are deterministic: times belong to the run's report
     current = {c["stem"] for c in outcome.channels if c["status"] != "failed"}
     for json_path in folder.glob("*.json") if outcome.error is None else ():  # a file that fails keeps its old outputs
         if not json_path.name.startswith(".") and json_path.stem not in current and _intact(folder, json_path.stem):

@@ -13,12 +13,13 @@ import numpy as np
 
 from . import expr
 from .emit import BrianCode, identifier, to_brian2
-from .errors import ModelError, UnitError
+from .errors import ModelError, UnitError, UnsupportedError
 from .model import Channel, bind
 from .parse import read_library
 from .steady import occupancy_curves, transition_curves
 from .grids import Grid, find_breakpoints
 from .tables import DEFAULT_RANGE, DEFAULT_TOLERANCE, CurveError, Tables, build_tables
+from .tables2d import DEFAULT_CONC_RANGE, Tables2D, build_tables_2d
 from .units import parse_quantity
 
 __all__ = ["LoadedChannel", "load_channel", "load_channels", "MODES", "to_kelvin"]
@@ -96,6 +97,10 @@ class LoadedChannel:
     dt : float or None
         The time step (s) the update of kinetic schemes was tabulated for;
         None when the channel has none.
+    tables2d : Tables2D or None
+        Tables of the curves that depend on the concentration as well.
+    conc : str
+        The Brian2 variable (mmolar) the concentration-dependent curves read.
     """
 
     id: str
@@ -105,6 +110,8 @@ class LoadedChannel:
     tables: Tables | None
     code: BrianCode
     dt: float | None = None
+    tables2d: Tables2D | None = None
+    conc: str = "Ca_i"
 
     @property
     def equations(self):
@@ -129,12 +136,15 @@ class LoadedChannel:
     @property
     def max_error(self) -> float:
         """The worst measured interpolation error of any table (0.0 in exact mode)."""
-        return 0.0 if self.tables is None else self.tables.max_error
+        return max(self.errors.values(), key=lambda e: e.max_error).max_error if self.errors else 0.0
 
     @property
     def errors(self) -> dict[str, CurveError]:
-        """Measured interpolation error per curve (``"m/inf"``...)."""
-        return {} if self.tables is None else dict(self.tables.errors)
+        """Measured interpolation error per curve (``"m/inf"``...), 1-D and 2-D tables alike."""
+        errors = {} if self.tables is None else dict(self.tables.errors)
+        if self.tables2d is not None:
+            errors.update(self.tables2d.errors)
+        return errors
 
     def init(self, group) -> None:
         """Set every gate of ``group`` to its steady state at the group's ``v``.
@@ -164,23 +174,27 @@ class LoadedChannel:
         group.run_regularly("\n".join(self.code.updates), when="start", name=f"{group.name}_kinetics_{self.name}")
 
     def curves(self, v, conc=None) -> dict[str, dict[str, np.ndarray]]:
-        """Inf and tau of every gate at voltages ``v`` (V), as the Brian2 model sees them.
+        """Inf and tau of every gate at voltages ``v`` (V) (and concentrations ``conc``, mM), as the Brian2 model sees them.
 
         Interpolated in ``lut`` mode, exact in ``exact`` mode, after q10
         scaling.  Keys are gate ids (``"gate/subgate"`` for the subgates of a
         fractional gate); an instantaneous gate has only ``"inf"``; tau in s.
         """
-        if conc is not None:
-            raise ModelError("this channel does not depend on a concentration; pass conc=None")
         v = np.asarray(v, dtype=float)
+        trees = _curve_trees(self.model)
+        if conc is None and any("caConc" in expr.free_symbols(t) for t in trees.values()):
+            raise ModelError(f"channel {self.id!r} depends on the concentration: pass conc= (mM)")
+        conc = None if conc is None else np.broadcast_to(np.asarray(conc, dtype=float), v.shape)
         out: dict[str, dict[str, np.ndarray]] = {}
-        for key, tree in _curve_trees(self.model).items():
+        for key, tree in trees.items():
             curve, _, quantity = key.rpartition("/")
             if self.tables is not None and key in self.tables.names:
                 y = self.tables.interpolate(v, key)
+            elif self.tables2d is not None and key in self.tables2d.names:
+                y = self.tables2d.interpolate(v, conc, key)
             else:
                 with np.errstate(all="ignore"):
-                    y = np.broadcast_to(expr.evaluate(tree, {"v": v}), v.shape).astype(float)
+                    y = np.broadcast_to(expr.evaluate(tree, {"v": v, "caConc": conc}), v.shape).astype(float)
             out.setdefault(curve, {})[quantity] = y
         return out
 
@@ -209,31 +223,77 @@ def _time_step(dt) -> float:
     return float(dt / second)
 
 
-def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points, vshift=None, dt=None) -> LoadedChannel:
+def _tabulate_1d(bound: Channel, trees: dict, mode: str, v_range, tolerance, n_points, dt) -> Tables | None:
+    curves = {k: _curve_function(t) for k, t in trees.items()}
+    for gate in bound.gates:  # steady states of kinetic schemes are tabulated in both modes
+        if gate.kind != "kinetic":
+            continue
+        if any("caConc" in expr.free_symbols(t) for t in gate.curves().values()):
+            raise UnsupportedError("caConc in a kinetic scheme", f"{gate.element}: concentration-dependent transitions")
+        curves.update({f"{gate.id}/{k}": f for k, f in occupancy_curves(gate).items()})
+        if mode == "lut":
+            curves.update({f"{gate.id}/{k}": f for k, f in transition_curves(gate, _time_step(dt)).items()})
+    if not curves:
+        return None
+    switches = {s for tree in trees.values() for s in expr.switches(tree)}
+    breakpoints = find_breakpoints([_curve_function(s) for s in switches], v_range)
+    return build_tables(
+        curves, v_range=v_range, tolerance=tolerance, n_points=n_points, breakpoints=breakpoints,
+        label=f"{bound.where}: ",
+    )  # fmt: skip
+
+
+def _curve_function_2d(tree: expr.Node):
+    def curve(v: np.ndarray, conc: np.ndarray) -> np.ndarray:
+        return expr.evaluate(tree, {"v": v, "caConc": conc})
+
+    return curve
+
+
+def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points, vshift=None, dt=None,
+          conc="Ca_i", conc_range=None) -> LoadedChannel:  # fmt: skip
     if mode not in MODES:
         raise ModelError(f"mode must be one of {MODES}, got {mode!r}")
     bound = bind(channel, to_kelvin(temperature), None if vshift is None else _voltage(vshift, "vshift"))
+    v_range = _v_range(v_range)
     trees = _curve_trees(bound) if mode == "lut" else {}
-    curves = {k: _curve_function(t) for k, t in trees.items()}
-    for gate in bound.gates:  # steady states of kinetic schemes are tabulated in both modes
-        if gate.kind == "kinetic":
-            curves.update({f"{gate.id}/{k}": f for k, f in occupancy_curves(gate).items()})
-            if mode == "lut":
-                step = _time_step(dt)
-                curves.update({f"{gate.id}/{k}": f for k, f in transition_curves(gate, step).items()})
-    tables = None
-    if curves:
-        v_range = _v_range(v_range)
-        switches = {s for tree in trees.values() for s in expr.switches(tree)}
-        breakpoints = find_breakpoints([_curve_function(s) for s in switches], v_range)
-        tables = build_tables(
-            curves, v_range=v_range, tolerance=tolerance, n_points=n_points, breakpoints=breakpoints,
-            label=f"{bound.where}: ",
+    if mode == "lut" and not isinstance(bound.conductance_scale, expr.Num):
+        trees["scale"] = bound.conductance_scale
+    by_conc = {k: t for k, t in trees.items() if "caConc" in expr.free_symbols(t)}
+    plain = {k: t for k, t in trees.items() if k not in by_conc}
+    tables = _tabulate_1d(bound, plain, mode, v_range, tolerance, n_points, dt)
+    tables2d = None
+    if by_conc:
+        tables2d = build_tables_2d(
+            {k: _curve_function_2d(t) for k, t in by_conc.items()}, v_range=v_range,
+            conc_range=_conc_range(conc_range), tolerance=tolerance, label=f"{bound.where}: ",
         )  # fmt: skip
     suffix = identifier(name if name is not None else channel.id, what="channel name")
-    code = to_brian2(bound, tables, suffix)
+    code = to_brian2(bound, tables, suffix, tables2d, conc)
     step = _time_step(dt) if code.updates else None
-    return LoadedChannel(channel.id, suffix, mode, bound, tables, code, step)
+    return LoadedChannel(channel.id, suffix, mode, bound, tables, code, step, tables2d, conc)
+
+
+def _conc_range(conc_range) -> tuple[float, float]:
+    if conc_range is None:
+        return DEFAULT_CONC_RANGE
+    if isinstance(conc_range, str) or len(conc_range) != 2:
+        raise UnitError(f"conc_range must be a pair (low, high), got {conc_range!r}")
+    values = []
+    for bound in conc_range:
+        if isinstance(bound, str):
+            values.append(parse_quantity(bound, "concentration", where="conc_range").value)
+        elif hasattr(bound, "dim"):
+            from brian2 import mmolar
+
+            if not bound.has_same_dimensions(mmolar):
+                raise UnitError(f"conc_range bound {bound!r} is not a concentration")
+            values.append(float(bound / mmolar))
+        else:
+            raise UnitError(f"conc_range bound {bound!r} needs a unit: use brian2 mmolar or text like '1e-6mM'")
+    if not 0 < values[0] < values[1]:
+        raise UnitError(f"conc_range {conc_range!r} must be positive and increasing")
+    return values[0], values[1]
 
 
 def load_channels(
@@ -246,6 +306,8 @@ def load_channels(
     n_points: int | None = None,
     vshift=None,
     dt=None,
+    conc: str = "Ca_i",
+    conc_range=None,
     names: Mapping[str, str] | None = None,
 ) -> list[LoadedChannel]:
     """Load every channel of a NeuroML2 or LEMS file (and the files it includes).
@@ -262,7 +324,8 @@ def load_channels(
     names = dict(names or {})
     return [
         _load(library.build(source), name=names.get(source.id), temperature=temperature, mode=mode,
-              v_range=v_range, tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt)
+              v_range=v_range, tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt, conc=conc,
+              conc_range=conc_range)
         for source in library.sources
     ]  # fmt: skip
 
@@ -279,6 +342,8 @@ def load_channel(
     n_points: int | None = None,
     vshift=None,
     dt=None,
+    conc: str = "Ca_i",
+    conc_range=None,
 ) -> LoadedChannel:
     """Load one NeuroML2 ion channel as Brian2 equations backed by lookup tables.
 
@@ -313,6 +378,14 @@ def load_channel(
         For kinetic-scheme channels in ``lut`` mode: the simulation time step
         their update is tabulated for (default: Brian2's ``defaultclock.dt``
         at load time).
+    conc : str
+        The Brian2 variable (unit mmolar, i.e. mol/m^3) holding the calcium
+        concentration that concentration-dependent rates (``caConc``) read;
+        the group must define it.  Default ``"Ca_i"``.
+    conc_range : (low, high), optional
+        The concentration axis of their 2-D tables (log-spaced), as Brian2
+        quantities or NeuroML text; default 1e-6 to 10 mM.  Outside it the
+        tables hold their edge values.
 
     Returns
     -------
@@ -336,4 +409,5 @@ def load_channel(
     library = read_library(path)
     channel = library.build(library.source(channel_id))
     return _load(channel, name=name, temperature=temperature, mode=mode, v_range=v_range,
-                 tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt)  # fmt: skip
+                 tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt, conc=conc,
+                 conc_range=conc_range)  # fmt: skip

@@ -23,10 +23,12 @@ from .lookup import (
     LookupTable,
     make_exprel_function,
     make_lookup_function,
+    make_lookup_function_2d,
     make_where_function,
 )
 from .model import Channel, Gate
 from .tables import Tables
+from .tables2d import Tables2D
 
 __all__ = ["BrianCode", "identifier", "to_brian2", "curve_names"]
 
@@ -95,17 +97,30 @@ def _table_function(tables: Tables, suffix: str) -> tuple[str, Function]:
     return name, make_lookup_function(table, name)
 
 
+def _table_function_2d(tables: Tables2D, suffix: str) -> tuple[str, Function]:
+    table = tables.table
+    digest = hashlib.sha256(table.values.tobytes())
+    digest.update(np.array([table.x_min, table.x_max, table.y_min, table.y_max]).tobytes())
+    name = f"lut2_{suffix}_{digest.hexdigest()[:10]}"
+    return name, make_lookup_function_2d(table, name)
+
+
 class _Emitter:
-    def __init__(self, channel: Channel, tables: Tables | None, suffix: str):
+    def __init__(self, channel: Channel, tables: Tables | None, suffix: str, tables2d: Tables2D | None, conc: str):
         self.channel = channel
         self.tables = tables
+        self.tables2d = tables2d
         self.suffix = suffix
+        self.conc = conc
         self.lines: list[str] = []
         self.code = BrianCode(Equations(""))
-        self.function_name = ""
+        self.function_name = self.function_name_2d = ""
         if tables is not None and tables.names:
             self.function_name, function = _table_function(tables, suffix)
             self.code.namespace[self.function_name] = function
+        if tables2d is not None and tables2d.names:
+            self.function_name_2d, function = _table_function_2d(tables2d, suffix)
+            self.code.namespace[self.function_name_2d] = function
 
     def name(self, *parts: str) -> str:
         return "_".join((*parts, self.suffix))
@@ -117,6 +132,8 @@ class _Emitter:
         """The right-hand side giving curve ``key`` (``"m/inf"``) in its SI unit, as a number."""
         if self.tabulated(key):
             return f"{self.function_name}(v, {self.tables.column(key)})"
+        if self.tables2d is not None and key in self.tables2d.names:
+            return f"{self.function_name_2d}(v, {self.conc}, {self.tables2d.column(key)})"
         if tree is None:
             raise ModelError(f"{self.channel.where}: no table and no expression for {key!r}")
         nodes = list(expr.walk(tree))
@@ -124,7 +141,7 @@ class _Emitter:
             self.code.namespace[WHERE_FUNCTION_NAME] = make_where_function()
         if any(isinstance(n, expr.Call) and n.func == "exprel" for n in nodes):
             self.code.namespace[EXPREL_FUNCTION_NAME] = make_exprel_function()
-        return expr.to_brian2(tree, {"v": "(v/volt)", **symbols})
+        return expr.to_brian2(tree, {"v": "(v/volt)", "caConc": f"({self.conc}/mmolar)", **symbols})
 
     def dynamic(self, state: str, prefix: str, key: str, inf: expr.Node, tau: expr.Node, symbols) -> None:
         inf_name, tau_name = f"{prefix}_inf_{self.suffix}", f"{prefix}_tau_{self.suffix}"
@@ -170,6 +187,8 @@ class _Emitter:
         else:
             symbols = self.rates(gate, prefix)
             self.dynamic(state, prefix, gate.id, gate.inf, gate.tau, symbols)
+        if gate.fcond is not None:
+            return f"({expr.to_brian2(gate.fcond, {'q': state})})"
         return state if gate.instances == 1 else f"{state}**{gate.instances}"
 
     def kinetic(self, gate: Gate, prefix: str) -> str:
@@ -226,8 +245,10 @@ class _Emitter:
             factors = [self.gate(gate) for gate in self.channel.gates]
             scale = self.channel.conductance_scale
             if not isinstance(scale, expr.Num):
-                raise ModelError(f"{self.channel.where}: conductance scaling is not a constant after binding")
-            if scale.value != 1.0:
+                scale_name = self.name("scale")
+                self.lines.append(f"{scale_name} = {self.curve('scale', scale, {})} : 1")
+                factors.insert(0, scale_name)
+            elif scale.value != 1.0:
                 factors.insert(0, repr(scale.value))
             self.lines.insert(0, f"{fopen} = {' * '.join(factors) or '1.0'} : 1")
             self.lines.insert(0, f"{current} = {g}*{fopen}*(v - {e}) : amp/meter**2")
@@ -239,7 +260,9 @@ class _Emitter:
         return self.code
 
 
-def to_brian2(channel: Channel, tables: Tables | None, name: str) -> BrianCode:
+def to_brian2(
+    channel: Channel, tables: Tables | None, name: str, tables2d: Tables2D | None = None, conc: str = "Ca_i"
+) -> BrianCode:
     """Brian2 equations for ``channel``: table lookups when ``tables`` is given, else exact expressions.
 
     Parameters
@@ -250,6 +273,11 @@ def to_brian2(channel: Channel, tables: Tables | None, name: str) -> BrianCode:
         Columns named ``"<gate>/inf"``, ``"<gate>/tau"``, ``"<gate>/<sub>/inf"``...
     name : str
         Suffix of every name (``"Na"`` gives ``I_Na``, ``g_Na``, ``m_Na``...).
+    tables2d : Tables2D, optional
+        Curves of voltage and concentration (column names as in ``tables``,
+        ``"scale"`` for a concentration-dependent conductance scaling).
+    conc : str
+        The Brian2 variable holding the concentration those curves read, in mmolar.
     """
     suffix = identifier(name, what="channel name")
-    return _Emitter(channel, tables, suffix).emit()
+    return _Emitter(channel, tables, suffix, tables2d, identifier(conc, what="concentration variable")).emit()

@@ -83,6 +83,9 @@ class Gate:
         The components of a fractional gate.
     states, transitions : tuples of KineticState and Transition
         The scheme of a kinetic gate.
+    fcond : Node or None
+        The gate's factor in the open fraction as a tree of the symbol ``q``
+        (custom gate types); None for the standard ``q^instances``.
     element : str
         Where the gate is defined (file:line and element), for messages.
     """
@@ -97,6 +100,7 @@ class Gate:
     subgates: tuple[SubGate, ...] = ()
     states: tuple[KineticState, ...] = ()
     transitions: tuple[Transition, ...] = ()
+    fcond: expr.Node | None = None
     element: str = ""
 
     def __post_init__(self) -> None:

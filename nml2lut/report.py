@@ -105,28 +105,23 @@ def describe_error(err: BaseException) -> dict:
 
 
 # ---------------------------------------------------------------- summaries
-def summarise(files: list[dict]) -> dict:
+def summarise(files: list[dict], channel_statuses: tuple[str, ...] = ("converted", "up-to-date", "failed")) -> dict:
     """Counts of files and channels by status, and of failures by type, category and feature."""
     file_counts = collections.Counter(f["status"] for f in files)
-    file_counts["up-to-date"] = sum(1 for f in files if f.get("up_to_date"))
     channels = [c for f in files for c in f.get("channels", [])]
     channel_counts = collections.Counter(c["status"] for c in channels)
     failures = [f["error"] for f in files if f.get("error")] + [c["error"] for c in channels if c.get("error")]
     skipped = collections.Counter(f.get("reason", "") for f in files if f["status"] == "skipped")
+    file_statuses = ("converted", "failed", "skipped") if "converted" in channel_statuses else ("checked", "failed", "skipped")
     return {
-        "files": {"total": len(files), **{k: file_counts.get(k, 0) for k in ("converted", "failed", "skipped", "up-to-date")}},
-        "channels": {"total": len(channels), **{k: channel_counts.get(k, 0) for k in _channel_statuses(channels)}},
+        "files": {"total": len(files), **{k: file_counts.get(k, 0) for k in file_statuses},
+                  **({"up-to-date": sum(1 for f in files if f.get("up_to_date"))} if "up-to-date" in channel_statuses else {})},
+        "channels": {"total": len(channels), **{k: channel_counts.get(k, 0) for k in channel_statuses}},
         "failures_by_type": dict(sorted(collections.Counter(e["type"] for e in failures).items())),
         "failures_by_category": dict(sorted(collections.Counter(e["category"] for e in failures).items())),
         "unsupported_features": dict(sorted(collections.Counter(e["feature"] for e in failures if e.get("feature")).items())),
         "skipped_reasons": dict(sorted(skipped.items())),
     }  # fmt: skip
-
-
-def _channel_statuses(channels: list[dict]) -> list[str]:
-    known = ["converted", "up-to-date", "failed", "ok", "breach"]
-    present = {c["status"] for c in channels}
-    return [s for s in known if s in present or s in ("converted", "up-to-date", "failed")] + sorted(present - set(known))
 
 
 def write_report(directory: str | Path, report: dict, markdown: str, stem: str = "report") -> tuple[Path, Path]:

@@ -65,6 +65,7 @@ MAX_NPZ_BYTES = 512 * 1024 * 1024
 """Largest ``.npz`` read, compressed or decompressed (bytes)."""
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest zip date: no timestamp in the artefact
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LOADED_CORE = ("id", "name", "mode", "model", "tables", "code")  # what load_tables rebuilds itself
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\.npz")
 
 
@@ -319,7 +320,9 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename.
 
     A reader sees the old file or the new one, never a part; a crash leaves
-    at most a ``.nml2lut-tmp-*`` file behind.
+    at most a ``.nml2lut-tmp-*`` file behind.  Not synced to disk (that
+    costs ~7 ms a file): after a power loss a file may be damaged, which the
+    checksums of the next ``convert`` detect, converting it again.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -327,8 +330,6 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -490,8 +491,11 @@ def dump_channel(loaded, stem: str, metadata: dict | None = None) -> tuple[bytes
         "name": loaded.name,
         "model": encode(loaded.model, arrays, "model"),
         "tables": encode(loaded.tables, arrays, ""),
+        # Further fields of LoadedChannel (the kinetic-scheme dt...), whatever they are.
+        "loaded": {f.name: encode(getattr(loaded, f.name), arrays, f.name)
+                   for f in dataclasses.fields(loaded) if f.name not in _LOADED_CORE},
         **_summary(loaded),
-    }
+    }  # fmt: skip
     npz = npz_bytes(arrays)
     document.update(tables_file=f"{stem}.npz", tables_sha256=sha256_hex(npz))
     clash = set(metadata or {}) & set(document)
@@ -571,6 +575,16 @@ def _check_tables(tables: Any, where: str) -> None:
         raise StoreError(f"{where}: errors for curves the tables do not have")
 
 
+def _decode_loaded(data: Any, arrays, cls: type) -> dict:
+    """The stored fields of LoadedChannel other than those load_tables rebuilds, checked against their annotations."""
+    fields = {f.name for f in dataclasses.fields(cls)} - set(_LOADED_CORE)
+    if not isinstance(data, dict) or set(data) - fields:
+        unknown = sorted(set(data) - fields) if isinstance(data, dict) else data
+        raise StoreError(f"'loaded' holds fields this nml2lut does not know: {unknown!r}")
+    hints = _hints(cls)
+    return {k: decode(v, arrays, f"loaded.{k}", hints.get(k, Any)) for k, v in data.items()}
+
+
 def _read_npz_file(path: Path, expected_sha: str) -> dict[str, np.ndarray]:
     try:
         if path.stat().st_size > MAX_NPZ_BYTES:
@@ -630,6 +644,7 @@ def load_tables(path: str | os.PathLike, *, name: str | None = None):
         _check_trees(model, where)
         if tables is not None:
             _check_tables(tables, where)
+        extra = _decode_loaded(meta.get("loaded", {}), arrays, LoadedChannel)
         stored = meta.get("name")
         suffix = identifier(name if name is not None else stored if isinstance(stored, str) else model.id)
         code = to_brian2(model, tables, suffix)
@@ -641,4 +656,4 @@ def load_tables(path: str | os.PathLike, *, name: str | None = None):
         raise StoreError(f"{where}: invalid stored channel: {err}") from err
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise StoreError(f"{where}: tables do not fit the model: {type(err).__name__}: {err}") from err
-    return LoadedChannel(id=model.id, name=suffix, mode="lut", model=model, tables=tables, code=code)
+    return LoadedChannel(id=model.id, name=suffix, mode="lut", model=model, tables=tables, code=code, **extra)

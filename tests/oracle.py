@@ -66,6 +66,10 @@ def load_corpus_channel(path, channel_id, **kwargs):
         return nml2lut.load_channel(path, channel_id, vshift="0mV", **kwargs)
 
 
+def _needs_conc(channel) -> bool:
+    return channel.model.needs("caConc")
+
+
 def compare(row: dict[str, str], mode: str) -> OracleResult:
     """Load the channel of one oracle row and compare its curves."""
     data = np.load(ORACLE / row["npz"])
@@ -83,7 +87,7 @@ def compare(row: dict[str, str], mode: str) -> OracleResult:
         result.status, result.detail = "error", f"{type(err).__name__}: {err}"
         return result
     v = data["v"]
-    ours = channel.curves(v)
+    ours = channel.curves(v, conc=float(data["caConc_SI"]) if _needs_conc(channel) else None)
     for (curve, quantity), reference in _oracle_curves(data).items():
         mine = ours.get(curve, {}).get(quantity)
         if mine is None and quantity == "tau" and not np.any(reference):

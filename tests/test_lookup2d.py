@@ -180,17 +180,20 @@ def test_broadcasting_and_scalars():
     assert scalar == pytest.approx(float(_reference(table, -0.03, 2e-4, 1)), rel=RTOL)
 
 
-def test_coefficients_are_value_slopes_and_cross_term():
-    values = np.arange(24.0).reshape(2, 3, 4) ** 2
-    table = LookupTable2D(values, 0.0, 1.0, 1.0, 4.0)
-    c = table.coefficients
-    assert c.shape == (2, 3, 4, 4) and not c.flags.writeable
-    v = values[..., 1]
-    cross = v[1, 2] - v[1, 1] - v[0, 2] + v[0, 1]
-    np.testing.assert_array_equal(c[0, 1, 1], [v[0, 1], v[1, 1] - v[0, 1], v[0, 2] - v[0, 1], cross])
-    np.testing.assert_array_equal(c[1, :, :, 1], 0.0)  # no next point in x
-    np.testing.assert_array_equal(c[:, 2, :, 2], 0.0)  # no next point in y
-    np.testing.assert_array_equal(c[1, :, :, 3], 0.0)
+@pytest.mark.parametrize("y_scale", ["log", "linear"])
+def test_reproduces_a_bilinear_function(y_scale):
+    """``1 + 2x - 3u + 5xu`` (``u`` = log y or y) is bilinear in every cell: interpolation is exact."""
+    u_min, u_max = (math.log(1e-4), 0.0) if y_scale == "log" else (1e-4, 1.0)
+
+    def curve(x, u):
+        return 1 + 2 * x - 3 * u + 5 * x * u
+
+    values = curve(np.linspace(-0.08, 0.04, 13)[:, None], np.linspace(u_min, u_max, 9)[None, :])
+    table = LookupTable2D(values[..., None], -0.08, 0.04, 1e-4, 1.0, y_scale=y_scale)
+    rng = np.random.default_rng(3)
+    x, u = rng.uniform(-0.08, 0.04, 200), rng.uniform(u_min, u_max, 200)
+    y = np.exp(u) if y_scale == "log" else u
+    np.testing.assert_allclose(interpolate2d(table, x, y, 0), curve(x, u), rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize(
@@ -421,4 +424,4 @@ def test_parity_cpp_standalone(standalone_device, tmp_path, monkeypatch):
     static = standalone_device / "static_arrays"
     assert {"nml2lut_values_lut_kca", "nml2lut_values_lut_lin"} <= {p.name for p in static.iterdir()}
     stored = np.fromfile(static / "nml2lut_values_lut_kca", dtype=np.float64)
-    np.testing.assert_array_equal(stored, tables["lut_kca"].coefficients.ravel())
+    np.testing.assert_array_equal(stored, tables["lut_kca"].values.ravel())  # the table itself, point-major

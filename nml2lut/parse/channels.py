@@ -272,8 +272,6 @@ class _ChannelBuilder:
         tree = safe_resolve(self.types, Component(kind, attributes, where), exposure, DIMENSIONS[dimension])
         for name in expr.free_symbols(tree) - _KNOWN_REQUIREMENTS:
             raise UnsupportedError(f"requirement {name}", f"{where}: requires {name!r}, which nml2lut cannot provide")
-        if "caConc" in expr.free_symbols(tree):
-            raise UnsupportedError("caConc", f"{where}: concentration-dependent {kind!r}")
         return tree
 
     def _children(self, gate: etree._Element, kind: str) -> dict[str, list[etree._Element]]:

@@ -9,8 +9,8 @@ the gate's state follows from them, e.g. an instantaneous variant of
 * ``q`` a StateVariable whose TimeDerivative is linear in ``q``,
   ``dq/dt = a - b*q``: a dynamic gate with ``inf = a/b`` and ``tau = 1/b``
   (checked numerically);
-* an ``fcond`` other than ``q^instances``, or anything else, is refused with
-  `UnsupportedError` naming the construct.
+* an ``fcond`` other than ``q^instances`` is kept as an expression of ``q``;
+  anything else is refused with `UnsupportedError` naming the construct.
 """
 
 from __future__ import annotations
@@ -86,17 +86,22 @@ def custom_gate(builder, element, kind: str, gate_id: str, instances: int, where
         inf, tau = _linear_in_q(expr.substitute(derivative, values), where)
     else:
         raise UnsupportedError("custom gate without q", f"{where}: type {kind!r} defines no q for the gate")
+    fcond = None
     if "fcond" in flat.derived:
-        fcond = resolver.value_of("fcond")
-        expected = expr.Binary("^", expr.Sym("q") if tau is not None else inf, expr.Num(float(instances)))
-        if not _same(fcond, expected, {**_CHECK_ENV, "q": 0.37}):
-            raise UnsupportedError("custom fcond", f"{where}: fcond of {kind!r} is not q^instances")
+        raw = flat.derived["fcond"][0]
+        fcond = expr.fold_constants(expr.substitute(
+            raw, {s: resolver.value_of(s) for s in expr.free_symbols(raw) if s != "q"}
+        ))  # fmt: skip
+        if expr.free_symbols(fcond) - {"q"}:
+            raise UnsupportedError("custom fcond", f"{where}: fcond of {kind!r} depends on more than q")
+        if _same(fcond, expr.Binary("^", expr.Sym("q"), expr.Num(float(instances))), {**_CHECK_ENV, "q": 0.37}):
+            fcond = None  # the standard q^instances
     for name in expr.free_symbols(inf) | (expr.free_symbols(tau) if tau is not None else set()):
-        if name not in ("v", "temperature", "alpha", "beta"):
+        if name not in ("v", "temperature", "alpha", "beta", "caConc", "vShift"):
             raise UnsupportedError(f"requirement {name}", f"{where}: the gate's dynamics need {name!r}")
     return Gate(
         id=gate_id, kind="instantaneous" if tau is None else "dynamic", instances=instances,
         inf=expr.substitute(inf, {k: v for k, v in symbols.items() if k in ("alpha", "beta")}),
         tau=None if tau is None else expr.substitute(tau, {k: v for k, v in symbols.items() if k in ("alpha", "beta")}),
-        element=where,
+        fcond=fcond, element=where,
     )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Hostile and broken NeuroML inputs, generated on demand (see `generate`): never committed as files."""
