@@ -69,7 +69,7 @@ def test_every_example_channel_round_trips(examples, tmp_path):
 
 
 def test_loaded_tables_simulate_like_the_original(examples, tmp_path):
-    from brian2 import NeuronGroup, ms, mV, run, start_scope
+    from brian2 import Equations, NeuronGroup, ms, mV, run, start_scope
 
     na = next(c for c in examples if c.id == "hh_na")
     back = load_tables(save_channel(na, tmp_path / "na"), name="Na")
@@ -77,8 +77,8 @@ def test_loaded_tables_simulate_like_the_original(examples, tmp_path):
     traces = []
     for channel in (nml2lut.load_channel(EXAMPLES / "hh_na.channel.nml", name="Na", temperature="6.3degC"), back):
         start_scope()
-        group = NeuronGroup(3, "dv/dt = -I_Na/(1*ufarad/cm**2) : volt\n" + str(channel.equations),
-                            namespace=channel.namespace, method="exponential_euler")  # fmt: skip
+        equations = Equations("dv/dt = -I_Na/(1*ufarad/cm**2) : volt") + channel.equations
+        group = NeuronGroup(3, equations, namespace=channel.namespace, method="exponential_euler")
         group.v = [-70, -50, -30] * mV
         group.g_Na, group.E_Na = "120*msiemens/cm**2", 50 * mV
         channel.init(group)

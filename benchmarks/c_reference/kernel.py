@@ -166,8 +166,8 @@ int main(int argc, char **argv) {{
         fprintf(stderr, "cannot read %s\\n", argv[1]); return 1;
     }}
     fclose(f);
-    double *V = malloc(sizeof(double) * N), *I = malloc(sizeof(double) * N);
-    char *ready = malloc(N);  /* Brian2's not_refractory */
+    double *restrict V = malloc(sizeof(double) * N), *restrict I = malloc(sizeof(double) * N);
+    char *restrict ready = malloc(N);  /* Brian2's not_refractory */
 {alloc}
     size_t capacity = 1 << 20, count = 0;
     int32_t *spike_i = malloc(sizeof(int32_t) * capacity);
@@ -182,7 +182,7 @@ int main(int argc, char **argv) {{
         const double start = now();
         for (long step = 0; step < NSTEPS; step++) {{
             const double t = step * DT;
-            for (int i = 0; i < N; i++) {{
+            for (int i = 0; i < N; i++) {{  /* refractoriness and state update, as Brian2's state updater */
                 const double v = V[i];
                 if (!ready[i] && !(v > THETA)) ready[i] = 1;
                 double p = (v - V_MIN) * INV_STEP;
@@ -196,7 +196,10 @@ int main(int argc, char **argv) {{
                 const double GE = {driving} + I[i];
 {updates}
 {v_update}
-                if (vn > THETA && ready[i]) {{
+                V[i] = vn;
+            }}
+            for (int i = 0; i < N; i++) {{  /* the threshold, a separate loop as in Brian2 */
+                if (V[i] > THETA && ready[i]) {{
                     ready[i] = 0;
                     if (count == capacity) {{
                         capacity *= 2;
@@ -205,7 +208,6 @@ int main(int argc, char **argv) {{
                     }}
                     spike_i[count] = i; spike_t[count] = t; count++;
                 }}
-                V[i] = vn;
             }}
         }}
         printf(rep ? ", %.6f" : "%.6f", now() - start);

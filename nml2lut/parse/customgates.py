@@ -92,10 +92,12 @@ def custom_gate(builder, element, kind: str, gate_id: str, instances: int, where
         fcond = expr.fold_constants(expr.substitute(
             raw, {s: resolver.value_of(s) for s in expr.free_symbols(raw) if s != "q"}
         ))  # fmt: skip
-        if expr.free_symbols(fcond) - {"q"}:
-            raise UnsupportedError("custom fcond", f"{where}: fcond of {kind!r} depends on more than q")
-        if _same(fcond, expr.Binary("^", expr.Sym("q"), expr.Num(float(instances))), {**_CHECK_ENV, "q": 0.37}):
+        q = expr.Sym("q") if tau is not None else inf
+        full = resolver.value_of("fcond")  # q (and what it depends on) substituted
+        if _same(full, expr.Binary("^", q, expr.Num(float(instances))), {**_CHECK_ENV, "q": 0.37}):
             fcond = None  # the standard q^instances
+        elif expr.free_symbols(fcond) - {"q"}:
+            raise UnsupportedError("custom fcond", f"{where}: fcond of {kind!r} depends on more than q")
     for name in expr.free_symbols(inf) | (expr.free_symbols(tau) if tau is not None else set()):
         if name not in ("v", "temperature", "alpha", "beta", "caConc", "vShift"):
             raise UnsupportedError(f"requirement {name}", f"{where}: the gate's dynamics need {name!r}")
