@@ -154,7 +154,7 @@ class LoadedChannel:
         scheme (``lut`` mode) it also installs the scheme's update: Brian2's
         integrators cannot step stiff schemes stably, so the occupancies are
         advanced once per step by the tabulated exact transition matrix
-        (a ``run_regularly`` operation at the start of each step); the group's
+        (a ``run_regularly`` operation in the "groups" slot, beside the integrators); the group's
         dt must be the one the channel was loaded with.
         """
         for state, expression in self.code.initial.items():
@@ -171,7 +171,7 @@ class LoadedChannel:
                 f"channel {self.id!r}: its kinetic scheme was tabulated for dt = {self.dt * 1e3:g} ms but the group "
                 f"runs with dt = {group_dt * 1e3:g} ms; load it again with dt="
             )
-        group.run_regularly("\n".join(self.code.updates), when="start", name=f"{group.name}_kinetics_{self.name}")
+        group.run_regularly("\n".join(self.code.updates), when="groups", name=f"{group.name}_kinetics_{self.name}")
 
     def curves(self, v, conc=None) -> dict[str, dict[str, np.ndarray]]:
         """Inf and tau of every gate at voltages ``v`` (V) (and concentrations ``conc``, mM), as the Brian2 model sees them.

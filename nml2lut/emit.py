@@ -21,6 +21,7 @@ from .lookup import (
     EXPREL_FUNCTION_NAME,
     WHERE_FUNCTION_NAME,
     LookupTable,
+    make_divide_function,
     make_exprel_function,
     make_lookup_function,
     make_lookup_function_2d,
@@ -139,6 +140,7 @@ class _Emitter:
         nodes = list(expr.walk(tree))
         if any(isinstance(n, expr.Cond) for n in nodes):
             self.code.namespace[WHERE_FUNCTION_NAME] = make_where_function()
+            self.code.namespace[expr.DIVIDE_FUNCTION_NAME] = make_divide_function()
         if any(isinstance(n, expr.Call) and n.func == "exprel" for n in nodes):
             self.code.namespace[EXPREL_FUNCTION_NAME] = make_exprel_function()
         return expr.to_brian2(tree, {"v": "(v/volt)", "caConc": f"({self.conc}/mmolar)", **symbols})

@@ -56,7 +56,7 @@ from .units import DIMENSIONLESS, Dimension, dimension_name
 __all__ = [
     "MAX_LENGTH", "MAX_DEPTH", "Num", "Sym", "Unary", "Binary", "Call", "Cond", "Node",
     "parse", "free_symbols", "substitute", "fold_constants", "evaluate", "to_brian2",
-    "to_lems", "dimension_of", "walk", "switches",
+    "to_lems", "dimension_of", "walk", "switches", "DIVIDE_FUNCTION_NAME",
 ]  # fmt: skip
 
 MAX_LENGTH = 10_000
@@ -653,6 +653,10 @@ def _number_text(value: float) -> str:
     return repr(float(value))
 
 
+#: Brian2 name of the IEEE division used inside the branches of a `Cond` (see nml2lut.lookup).
+DIVIDE_FUNCTION_NAME = "nml2lut_divide"
+
+
 def to_brian2(node: Node, symbols: Mapping[str, str]) -> str:
     """Render the tree as a Brian2 expression over plain floats.
 
@@ -695,9 +699,9 @@ def to_brian2(node: Node, symbols: Mapping[str, str]) -> str:
     return _brian2(node, symbols, as_boolean=False)
 
 
-def _brian2(node: Node, symbols: Mapping[str, str], as_boolean: bool) -> str:
+def _brian2(node: Node, symbols: Mapping[str, str], as_boolean: bool, guarded: bool = False) -> str:
     def sub(child: Node, boolean: bool = False) -> str:
-        return _brian2(child, symbols, boolean)
+        return _brian2(child, symbols, boolean, guarded or isinstance(node, Cond))
 
     if isinstance(node, Num):
         text = _number_text(node.value)
@@ -710,7 +714,12 @@ def _brian2(node: Node, symbols: Mapping[str, str], as_boolean: bool) -> str:
     elif isinstance(node, Binary):
         boolean = node.op in LOGIC
         op = "**" if node.op == "^" else node.op
-        text = f"({sub(node.left, boolean)}) {op} ({sub(node.right, boolean)})"
+        if op == "/" and guarded:
+            # Both branches of a case are computed; in Cython, whose division follows
+            # Python, 0/0 in the branch not taken would raise: divide as C does.
+            text = f"{DIVIDE_FUNCTION_NAME}({sub(node.left)}, {sub(node.right)})"
+        else:
+            text = f"({sub(node.left, boolean)}) {op} ({sub(node.right, boolean)})"
     elif isinstance(node, Call):
         text = _brian2_call(node, sub(node.args[0]) if len(node.args) == 1 else "")
     else:

@@ -68,6 +68,7 @@ __all__ = [
     "make_lookup_function_2d",
     "make_where_function",
     "make_exprel_function",
+    "make_divide_function",
     "EXPREL_FUNCTION_NAME",
     "check_function_name",
     "WHERE_FUNCTION_NAME",
@@ -977,4 +978,44 @@ def make_exprel_function() -> brian2.Function:
     function.implementations.add_implementation("numpy", code=_exprel_numpy)
     function.implementations.add_implementation("cpp", code=_EXPREL_CPP, name=EXPREL_FUNCTION_NAME)
     function.implementations.add_implementation("cython", code=_EXPREL_CYTHON, name=EXPREL_FUNCTION_NAME)
+    return function
+
+
+_DIVIDE_CPP = """
+static inline double nml2lut_divide(const double a, const double b)
+{
+    return a / b;
+}
+"""
+
+_DIVIDE_CYTHON = """
+cimport cython
+@cython.cdivision(True)
+cdef inline double nml2lut_divide(double a, double b) noexcept nogil:
+    return a / b
+"""
+
+
+def _divide_numpy(a, b):
+    with np.errstate(all="ignore"):
+        return np.true_divide(a, b)
+
+
+@functools.cache
+def make_divide_function() -> brian2.Function:
+    """``nml2lut_divide(a, b)``: a/b with IEEE semantics (0/0 is NaN, 1/0 inf) in every target.
+
+    Used inside the branches of a case expression, which are all computed:
+    Cython's Python-style division would raise on the branch not taken.
+    """
+
+    @brian2.check_units(a=1, b=1, result=1)
+    def pyfunc(a, b):
+        return _divide_numpy(a, b)
+
+    function = brian2.Function(pyfunc, arg_units=[1, 1], return_unit=1, arg_types=["any", "any"],
+                               return_type="float", stateless=True)  # fmt: skip
+    function.implementations.add_implementation("numpy", code=_divide_numpy)
+    function.implementations.add_implementation("cpp", code=_DIVIDE_CPP, name="nml2lut_divide")
+    function.implementations.add_implementation("cython", code=_DIVIDE_CYTHON, name="nml2lut_divide")
     return function

@@ -232,11 +232,17 @@ def _decode_union(data: Any, arms: tuple, arrays, path: str) -> Any:
     nodes = tuple(a for a in arms if a in _node_types())
     if nodes and isinstance(data, list) and data and isinstance(data[0], str) and data[0] in _registry():
         return _decode_node(data, arrays, path, nodes)
+    errors = []
     for arm in arms:
         try:
             return decode(data, arrays, path, arm)
-        except StoreError:
-            continue
+        except StoreError as err:
+            errors.append(err)
+    if nodes and isinstance(data, list):
+        return _decode_node(data, arrays, path, nodes)  # raises, saying which nodes are allowed
+    real = [err for arm, err in zip(arms, errors, strict=True) if arm is not type(None)]
+    if len(real) == 1:  # X | None: the error of X says most
+        raise real[0]
     raise StoreError(f"{path or 'value'}: expected {' | '.join(map(_hint_name, arms))}, found {_json_kind(data)}")
 
 

@@ -44,7 +44,8 @@ __all__ = ["tabulate", "Tabulated", "TabulatedPiece", "lookup_function", "ERROR_
 ERROR_FLOOR = 1e-3
 """A curve's error is relative to max(|curve|, ERROR_FLOOR x its largest magnitude on the range)."""
 _PROBE = 4001  # points on which a curve's largest magnitude is found
-_PENDING = sympy.Function("nml2lut_pending")  # stands for the table until its name (a digest) is known
+_PENDING_NAME = "nml2lut_pending"  # stands for the table until its name (a digest of its values) is known
+_PENDING = sympy.Function(_PENDING_NAME)
 
 # Names a NeuronGroup or Synapses defines itself: never constants, whatever the caller's scope holds.
 _INTERNAL = frozenset("t dt t_in_timesteps i j N N_pre N_post N_incoming N_outgoing lastspike not_refractory".split())
@@ -291,8 +292,8 @@ class _Finder:
             raise UnitError(f"cannot tabulate {sympy_to_str(expr)!r}: {err}") from err
 
     def run(self) -> dict[str, str]:
-        """New right-hand sides (text) of the equations that change."""
-        new = {}
+        """New right-hand sides of the equations that change (sympy, or text for a whole lookup)."""
+        new: dict[str, sympy.Expr | str] = {}
         for eq in self.eqs.ordered:
             if eq.expr is None or eq.varname in self.vonly:
                 continue
@@ -305,10 +306,13 @@ class _Finder:
             name = min(self.needed - done)
             done.add(name)
             expr = str_to_sympy(self.eqs[name].expr.code)
-            rewritten = self._piece(expr, name, True)
-            if rewritten != expr:
-                new[name] = rewritten
-                self.pieces[self.columns[self._substitute(expr)]]["expression"] = self.eqs[name].expr.code
+            if self._piece(expr, name, True) != expr:
+                k = self.columns[self._substitute(expr)]
+                self.pieces[k]["expression"] = self.eqs[name].expr.code
+                unit = _unit_text(self.pieces[k]["dim"])
+                new[name] = f"{_PENDING_NAME}({self.variable}, {k})" + ("" if unit == "1" else f"*{unit}")
+            if not self.needed - done:  # then the rest, in columns after the ones used at run time
+                self.needed |= self.vonly
         return new
 
 
@@ -475,7 +479,11 @@ def tabulate(
     out = []
     for eq in eqs.values():
         if eq.varname in new:
-            text = sympy_to_str(new[eq.varname].replace(_PENDING, sympy.Function(name)))
+            rhs = new[eq.varname]
+            if isinstance(rhs, str):
+                text = rhs.replace(_PENDING_NAME, name)
+            else:
+                text = sympy_to_str(rhs.replace(_PENDING, sympy.Function(name)))
             eq = SingleEquation(eq.type, eq.varname, eq.dim, eq.var_type, brian2.Expression(text), eq.flags)
         out.append(eq)
     result_eqs = Equations(out)

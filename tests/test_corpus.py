@@ -22,7 +22,7 @@ pytestmark = [
 ]
 
 # Features the corpus uses that nml2lut does not tabulate yet; anything else must load.
-KNOWN_UNSUPPORTED = {"caConc", "ionChannelKS", "gateKS", "custom fcond", CUSTOM_CHANNEL}
+KNOWN_UNSUPPORTED = {"caConc in a kinetic scheme", "custom fcond", "nonlinear gate dynamics", CUSTOM_CHANNEL}
 
 
 # Channels whose file is not valid NeuroML on its own; nml2lut says so with a ModelError.

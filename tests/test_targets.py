@@ -233,15 +233,12 @@ def test_cython_matches_numpy_and_writes_nothing_to_cwd(reference, tmp_path, mon
 
 
 @pytest.mark.cython
-@pytest.mark.xfail(
-    raises=BrianObjectException,
-    strict=True,
-    reason="nml2lut bug: exact mode renders a LEMS Case as nml2lut_where(cond, a, b), which evaluates "
-    "both branches; custom_kdr's alpha at x == 0 (v = -48 mV) computes 160*x/(exp(x) - 1) = 0/0 in the "
-    "discarded branch, and Brian2's Cython code (cdivision=False) raises ZeroDivisionError",
-)
 def test_cython_exact_case_guarding_a_division(reference):
-    """The Cython run at the numpy run's voltages, -48 mV included (the same code: no new compile)."""
+    """The Cython run at the numpy run's voltages, -48 mV included, where custom_kdr's Case guards 0/0.
+
+    Both branches of a case are computed; divisions inside them use IEEE
+    semantics (nml2lut_divide), so Cython's Python-style division cannot raise.
+    """
     channels, v_init, v_run, want = reference
     recorded = _run_in("cython", channels, v_init, v_run)
     _check_against_curves(channels, recorded, v_init, v_run)

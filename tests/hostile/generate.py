@@ -23,7 +23,7 @@ TAIL = "\n</neuroml>\n"
 class Expected(NamedTuple):
     type: str  # the exception class name in the report ("" when the file converts)
     category: str
-    level: str  # "file", "channel", or "converted"
+    level: str  # "file" (read at file level: XML, includes, ComponentTypes), "channel", or "converted"
 
 
 def channel(rate: str = 'rate="0.1per_ms" midpoint="-55mV" scale="10mV"', cid: str = "k", inside: str = "") -> str:
@@ -113,14 +113,14 @@ HOSTILE: dict[str, tuple[object, Expected]] = {
     "missing_attribute.nml": (doc(channel('rate="0.1per_ms" midpoint="-55mV"')), Expected("ModelError", "model", "channel")),
     "negative_tau.nml": (tau_inf("-1ms"), Expected("TableError", "table", "channel")),
     "zero_tau.nml": (tau_inf("0ms"), Expected("TableError", "table", "channel")),
-    "python_expression.nml": (custom_rate("__import__('os').system('touch pwned')"), Expected("ExpressionError", "expression", "channel")),
-    "unbalanced_parentheses.nml": (custom_rate("exp((v/VOLT_SCALE)/TIME_SCALE"), Expected("ExpressionError", "expression", "channel")),
-    "unknown_function.nml": (custom_rate("system(v/VOLT_SCALE)/TIME_SCALE"), Expected("ExpressionError", "expression", "channel")),
+    "python_expression.nml": (custom_rate("__import__('os').system('touch pwned')"), Expected("ExpressionError", "expression", "file")),
+    "unbalanced_parentheses.nml": (custom_rate("exp((v/VOLT_SCALE)/TIME_SCALE"), Expected("ExpressionError", "expression", "file")),
+    "unknown_function.nml": (custom_rate("system(v/VOLT_SCALE)/TIME_SCALE"), Expected("ExpressionError", "expression", "file")),
     "undefined_symbol.nml": (custom_rate("exp(v/nowhere)/TIME_SCALE"), Expected("ExpressionError", "expression", "channel")),
     "huge_expression.nml": (custom_rate("+".join(["v/VOLT_SCALE"] * 3000) + "/TIME_SCALE"),
-                            Expected("ExpressionError", "expression", "channel")),
+                            Expected("ExpressionError", "expression", "file")),
     "deep_expression.nml": (custom_rate("(" * 400 + "v/VOLT_SCALE" + ")" * 400 + "/TIME_SCALE"),
-                            Expected("ExpressionError", "expression", "channel")),
+                            Expected("ExpressionError", "expression", "file")),
     "huge_instances.nml": (doc(channel().replace('instances="4"', 'instances="1e9"')), Expected("ModelError", "model", "channel")),
     # Channel ids are file names in the output: a hostile id must stay inside its folder.
     "path_traversal_id.nml": (doc(channel(cid="../../../../tmp/escaped")), Expected("", "", "converted")),
@@ -141,6 +141,7 @@ def write_huge(path: Path, size: int = 100 * 1024 * 1024) -> None:
 
 
 def write_good(folder: Path) -> Path:
+    Path(folder).mkdir(parents=True, exist_ok=True)
     path = Path(folder) / GOOD
     path.write_text(doc(channel(cid="good_k")), encoding="utf-8")
     return path
