@@ -9,6 +9,15 @@ Pipeline: NeuroML2 file -> parse -> channel model -> tables on a voltage grid
 """
 
 from ._version import __version__
+
+METHOD = "exponential_euler"
+"""The integration method to pass to ``NeuronGroup(..., method=nml2lut.METHOD)`` with nml2lut channels.
+
+It integrates the voltage and any gate in ``gating="ode"`` form; gates loaded
+with ``gating="step"`` and kinetic schemes are stepped by their own tabulated
+update (installed by ``.init(group)``) whatever the method.
+"""
+
 from .channel import LoadedChannel, load_channel, load_channels
 from .errors import (
     ChannelNotFoundError,
@@ -24,6 +33,7 @@ from .errors import (
 
 __all__ = [
     "__version__",
+    "METHOD",
     "load_channel",
     "load_channels",
     "LoadedChannel",

@@ -25,6 +25,7 @@ from .units import parse_quantity
 __all__ = ["LoadedChannel", "load_channel", "load_channels", "MODES", "to_kelvin"]
 
 MODES = ("lut", "exact")
+GATINGS = ("ode", "step")
 
 
 def to_kelvin(temperature) -> float | None:
@@ -168,10 +169,13 @@ class LoadedChannel:
         group_dt = float(group.clock.dt / second)
         if abs(group_dt - self.dt) > 1e-9 * self.dt:
             raise ModelError(
-                f"channel {self.id!r}: its kinetic scheme was tabulated for dt = {self.dt * 1e3:g} ms but the group "
+                f"channel {self.id!r}: its gate update was tabulated for dt = {self.dt * 1e3:g} ms but the group "
                 f"runs with dt = {group_dt * 1e3:g} ms; load it again with dt="
             )
-        group.run_regularly("\n".join(self.code.updates), when="groups", name=f"{group.name}_kinetics_{self.name}")
+        # Before the integrators (order -1): the gates step with the voltage at the start of the step
+        # while the integrators see their values from the start of the step too.
+        group.run_regularly("\n".join(self.code.updates), when="groups", order=-1,
+                            name=f"{group.name}_gates_{self.name}")  # fmt: skip
 
     def curves(self, v, conc=None) -> dict[str, dict[str, np.ndarray]]:
         """Inf and tau of every gate at voltages ``v`` (V) (and concentrations ``conc``, mM), as the Brian2 model sees them.
@@ -250,15 +254,26 @@ def _curve_function_2d(tree: expr.Node):
     return curve
 
 
+def _step_rate(tau: expr.Node, dt: float) -> expr.Node:
+    """k = (1 - exp(-dt/tau))/dt, written exprel(-dt/tau)/tau (accurate for dt << tau)."""
+    return expr.Binary("/", expr.Call("exprel", (expr.Binary("/", expr.Num(-dt), tau),)), tau)
+
+
 def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points, vshift=None, dt=None,
-          conc="Ca_i", conc_range=None) -> LoadedChannel:  # fmt: skip
+          conc="Ca_i", conc_range=None, gating="ode") -> LoadedChannel:  # fmt: skip
     if mode not in MODES:
         raise ModelError(f"mode must be one of {MODES}, got {mode!r}")
+    if gating not in GATINGS or (gating == "step" and mode != "lut"):
+        raise ModelError(f"gating must be one of {GATINGS} ('step' with mode='lut'), got {gating!r}")
     bound = bind(channel, to_kelvin(temperature), None if vshift is None else _voltage(vshift, "vshift"))
     v_range = _v_range(v_range)
     trees = _curve_trees(bound) if mode == "lut" else {}
     if mode == "lut" and not isinstance(bound.conductance_scale, expr.Num):
         trees["scale"] = bound.conductance_scale
+    step_dt = _time_step(dt) if gating == "step" else None
+    if step_dt is not None:
+        trees.update({f"{key[:-3]}k": _step_rate(tree, step_dt) for key, tree in list(trees.items())
+                      if key.endswith("/tau")})  # fmt: skip
     by_conc = {k: t for k, t in trees.items() if "caConc" in expr.free_symbols(t)}
     plain = {k: t for k, t in trees.items() if k not in by_conc}
     tables = _tabulate_1d(bound, plain, mode, v_range, tolerance, n_points, dt)
@@ -269,8 +284,8 @@ def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_po
             conc_range=_conc_range(conc_range), tolerance=tolerance, label=f"{bound.where}: ",
         )  # fmt: skip
     suffix = identifier(name if name is not None else channel.id, what="channel name")
-    code = to_brian2(bound, tables, suffix, tables2d, conc)
-    step = _time_step(dt) if code.updates else None
+    code = to_brian2(bound, tables, suffix, tables2d, conc, step_dt)
+    step = _time_step(dt) if code.updates or step_dt is not None else None
     return LoadedChannel(channel.id, suffix, mode, bound, tables, code, step, tables2d, conc)
 
 
@@ -308,6 +323,7 @@ def load_channels(
     dt=None,
     conc: str = "Ca_i",
     conc_range=None,
+    gating: str = "ode",
     names: Mapping[str, str] | None = None,
 ) -> list[LoadedChannel]:
     """Load every channel of a NeuroML2 or LEMS file (and the files it includes).
@@ -325,7 +341,7 @@ def load_channels(
     return [
         _load(library.build(source), name=names.get(source.id), temperature=temperature, mode=mode,
               v_range=v_range, tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt, conc=conc,
-              conc_range=conc_range)
+              conc_range=conc_range, gating=gating)
         for source in library.sources
     ]  # fmt: skip
 
@@ -344,6 +360,7 @@ def load_channel(
     dt=None,
     conc: str = "Ca_i",
     conc_range=None,
+    gating: str = "ode",
 ) -> LoadedChannel:
     """Load one NeuroML2 ion channel as Brian2 equations backed by lookup tables.
 
@@ -386,6 +403,14 @@ def load_channel(
         The concentration axis of their 2-D tables (log-spaced), as Brian2
         quantities or NeuroML text; default 1e-6 to 10 mM.  Outside it the
         tables hold their edge values.
+    gating : {"ode", "step"}
+        ``"ode"`` (default): ``dm/dt = (m_inf - m)/m_tau``, integrated by the
+        group's method (``nml2lut.METHOD``, exponential Euler).  ``"step"``
+        (``lut`` mode): each gate is a parameter advanced once per time step by
+        the exact exponential step ``m += (m_inf - m)*(1 - exp(-dt/tau))``,
+        with the factor tabulated for ``dt``: no ``exp`` at run time.  The
+        update is installed by ``.init(group)``, which is then required, and
+        refuses a group with another dt.
 
     Returns
     -------
@@ -410,4 +435,4 @@ def load_channel(
     channel = library.build(library.source(channel_id))
     return _load(channel, name=name, temperature=temperature, mode=mode, v_range=v_range,
                  tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt, conc=conc,
-                 conc_range=conc_range)  # fmt: skip
+                 conc_range=conc_range, gating=gating)  # fmt: skip

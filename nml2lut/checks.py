@@ -18,15 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._version import __version__
-from .batch import Discovery, Entry, Options, discover
 from .report import check_markdown, describe_error, summarise, write_report
+from .sources import Discovery, Entry, Options, discover
 from .store import FORMAT, StoreError, read_metadata
 from .workers import DEFAULT_MEMORY, DEFAULT_TIMEOUT, run_tasks
 
 __all__ = ["check", "check_channel", "CheckTask"]
 
 
-def check_channel(loaded, *, tolerance: float | None = None, points: int | None = None, source=None, jlems=False) -> dict:
+def check_channel(
+    loaded, *, tolerance: float | None = None, points: int | None = None, source=None, jlems=False
+) -> dict:
     """The accuracy record of one loaded channel: worst error per curve, and ``status`` ``ok`` or ``breach``.
 
     ``tolerance`` defaults to the one the tables were built for.  With
@@ -36,11 +38,12 @@ def check_channel(loaded, *, tolerance: float | None = None, points: int | None 
     from .plots import CHECK_POINTS, worst_errors
 
     record: dict = {"id": loaded.id, "status": "ok", "error": None, "jlems": None}
+    curves = worst_errors(loaded, points or CHECK_POINTS)
     if loaded.tables is None:
-        record.update(tolerance=tolerance, curves=[], worst=None, note="no tables (no voltage-dependent gates)")
+        note = "no voltage tables" + (" (2-D tables not checked)" if curves else " (no voltage-dependent gates)")
+        record.update(tolerance=tolerance, curves=curves, worst=None, note=note)
     else:
         limit = loaded.tables.tolerance if tolerance is None else tolerance
-        curves = worst_errors(loaded, points or CHECK_POINTS)
         checked = [c for c in curves if "max_error" in c]
         worst = max(checked, key=lambda c: c["max_error"], default=None)
         record.update(tolerance=limit, curves=curves, worst=worst)
@@ -144,7 +147,7 @@ def _entries(found: Discovery) -> list[tuple[Entry, bool]]:
 def check(
     paths: Sequence[str | os.PathLike],
     *,
-    options: Options = Options(),
+    options: Options | None = None,
     tolerance: float | None = None,
     points: int | None = None,
     jlems: bool = True,
@@ -171,6 +174,7 @@ def check(
     from . import jlems as jlems_module
 
     start = time.perf_counter()
+    options = Options() if options is None else options
     found = discover(paths)
     can, note = jlems_module.availability()
     if not jlems:
@@ -179,7 +183,13 @@ def check(
     tasks = []
     for entry, artefact in _entries(found):
         if entry.skip:
-            files[entry.rel] = {"path": entry.rel, "status": "skipped", "reason": entry.skip, "error": None, "channels": []}
+            files[entry.rel] = {
+                "path": entry.rel,
+                "status": "skipped",
+                "reason": entry.skip,
+                "error": None,
+                "channels": [],
+            }
         else:
             tasks.append(CheckTask(str(entry.path), entry.rel, options, artefact, tolerance, points, can))
     total = len(files) + len(tasks)

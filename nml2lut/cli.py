@@ -97,33 +97,55 @@ def _temperature(text: str) -> str | None:
 
 
 def _add_loading(parser: argparse.ArgumentParser, *, tolerance_default) -> None:
-    from .batch import DEFAULT_TEMPERATURE
+    from .sources import DEFAULT_TEMPERATURE
 
     group = parser.add_argument_group("how channels are loaded (as nml2lut.load_channel)")
-    group.add_argument("--temperature", type=_temperature, default=DEFAULT_TEMPERATURE, metavar="T",
-                       help=f"e.g. 34degC or 307.15K; 'none' for no temperature (default {DEFAULT_TEMPERATURE})")
-    group.add_argument("--v-range", type=_v_range, metavar="LOW,HIGH",
-                       help="table voltage range, e.g. --v-range=-100mV,60mV (the default)")
-    group.add_argument("--tolerance", type=_positive(float), default=tolerance_default,
-                       help="bound on the interpolation error: absolute for inf, relative for tau (default 1e-4)")
+    group.add_argument(
+        "--temperature",
+        type=_temperature,
+        default=DEFAULT_TEMPERATURE,
+        metavar="T",
+        help=f"e.g. 34degC or 307.15K; 'none' for no temperature (default {DEFAULT_TEMPERATURE})",
+    )
+    group.add_argument(
+        "--v-range",
+        type=_v_range,
+        metavar="LOW,HIGH",
+        help="table voltage range, e.g. --v-range=-100mV,60mV (the default)",
+    )
+    group.add_argument(
+        "--tolerance",
+        type=_positive(float),
+        default=tolerance_default,
+        help="bound on the interpolation error: absolute for inf, relative for tau (default 1e-4)",
+    )
     group.add_argument("--n-points", type=_positive(int), help="a fixed number of grid points instead of refining")
-    group.add_argument("--vshift", type=_quantity("voltage"), help="voltage shift for rates that require vShift, e.g. 0mV")
-    group.add_argument("--dt", type=_quantity("time"), help="time step kinetic schemes are tabulated for (default 0.1ms)")
+    group.add_argument(
+        "--vshift", type=_quantity("voltage"), help="voltage shift for rates that require vShift, e.g. 0mV"
+    )
+    group.add_argument(
+        "--dt", type=_quantity("time"), help="time step kinetic schemes are tabulated for (default 0.1ms)"
+    )
     # fmt: skip
 
 
 def _add_workers(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("workers (every file runs in a worker process of its own)")
     group.add_argument("-j", "--jobs", type=_positive(int), default=1, help="worker processes (default 1)")
-    group.add_argument("--scheduler", metavar="ADDRESS",
-                       help="run on this dask.distributed scheduler (pip install 'nml2lut[dask]') instead")
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on this dask.distributed scheduler (pip install 'nml2lut[dask]') instead",
+    )
     group.add_argument("--timeout", type=_positive(float), default=120.0, help="seconds per file (default 120)")
-    group.add_argument("--memory", type=_positive(float), default=4.0, help="GiB of address space per worker (default 4)")
+    group.add_argument(
+        "--memory", type=_positive(float), default=4.0, help="GiB of address space per worker (default 4)"
+    )
     # fmt: skip
 
 
 def _options(args: argparse.Namespace, tolerance=None):
-    from .batch import Options
+    from .sources import Options
     from .tables import DEFAULT_TOLERANCE
 
     return Options(
@@ -181,7 +203,11 @@ def _failure_lines(summary: dict) -> list[str]:
         features = summary["unsupported_features"]
         parts = []
         for name, count in sorted(summary["failures_by_type"].items(), key=lambda kv: (-kv[1], kv[0])):
-            detail = f" ({', '.join(f'{k} {v}' for k, v in features.items())})" if name == "UnsupportedError" and features else ""
+            detail = (
+                f" ({', '.join(f'{k} {v}' for k, v in features.items())})"
+                if name == "UnsupportedError" and features
+                else ""
+            )
             parts.append(f"{name} {count}{detail}")
         lines.append("  failures: " + ", ".join(parts))
     return lines
@@ -192,7 +218,8 @@ def _convert(args: argparse.Namespace) -> int:
 
     report = _run_batch(args, convert, out=args.output, options=_options(args), force=args.force)
     files, channels = report["summary"]["files"], report["summary"]["channels"]
-    print(f"nml2lut convert: {files['total']} files ({_counts(files, ['converted', 'failed', 'skipped', 'up-to-date'])}), "
+    file_counts = _counts(files, ["converted", "failed", "skipped", "up-to-date"])
+    print(f"nml2lut convert: {files['total']} files ({file_counts}), "
           f"{channels['total']} channels ({_counts(channels, ['converted', 'up-to-date', 'failed'])}) "
           f"in {report['seconds']:.1f} s")  # fmt: skip
     for line in _failure_lines(report["summary"]):
@@ -218,13 +245,16 @@ def _check(args: argparse.Namespace) -> int:
             elif worst is None:
                 text = c.get("note", "no tables")
             else:
-                text = (f"worst {worst['curve']} {worst['max_error']:.2e} ({worst['metric']}) at {worst['at_mV']:.3f} mV, "
+                error_text = f"{worst['max_error']:.2e} ({worst['metric']})"
+                text = (f"worst {worst['curve']} {error_text} at {worst['at_mV']:.3f} mV, "
                         f"tolerance {c['tolerance']:g}")  # fmt: skip
             if c["status"] != "ok" or args.verbose:
                 print(f"  {c['status'].upper():6s} {f['path']} {c['id']}: {text}")
     files, channels = report["summary"]["files"], report["summary"]["channels"]
-    print(f"nml2lut check: {files['total']} files ({_counts(files, ['checked', 'failed', 'skipped'])}), "
-          f"{channels['total']} channels ({_counts(channels, ['ok', 'breach', 'failed'])}) in {report['seconds']:.1f} s")
+    print(
+        f"nml2lut check: {files['total']} files ({_counts(files, ['checked', 'failed', 'skipped'])}), "
+        f"{channels['total']} channels ({_counts(channels, ['ok', 'breach', 'failed'])}) in {report['seconds']:.1f} s"
+    )
     if args.report:
         json_path, md_path = write_check_report(args.report, report)
         print(f"  report: {md_path}, {json_path}")
@@ -234,9 +264,9 @@ def _check(args: argparse.Namespace) -> int:
 def _curves(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .batch import channel_stems
     from .channel import load_channel, load_channels
     from .plots import plot_curves, sample_curves, write_csv
+    from .sources import channel_stems
     from .store import load_tables
 
     path = Path(args.file)
@@ -279,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert = commands.add_parser("convert", help="convert every channel of NeuroML files or directories",
                                   description="Convert every channel of every NeuroML file under PATH into tables "
                                   "(.npz) with metadata (.json) that nml2lut.load_tables reads without the NeuroML; "
-                                  "write OUT/report.json and OUT/report.md. Up-to-date outputs are skipped.")  # fmt: skip
+                                  "write OUT/report.json and OUT/report.md. Up-to-date outputs are skipped."
+    )  # fmt: skip
     convert.add_argument("paths", nargs="+", metavar="PATH", help="NeuroML files or directories (searched recursively)")
     convert.add_argument("-o", "--output", required=True, metavar="OUT", help="output directory")
     convert.add_argument("--force", action="store_true", help="convert again what is up to date")
@@ -292,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check table accuracy against the exact curves (and jLEMS)",
                                 description="Check every channel under PATH (NeuroML files, or .json from convert): "
                                 "the worst table error of each curve against its exact expression on a dense grid, "
-                                "and jLEMS's curves when Java and pyNeuroML are installed. Exit 1 on a breach.")  # fmt: skip
+                                "and jLEMS's curves when Java and pyNeuroML are installed. Exit 1 on a breach."
+    )  # fmt: skip
     check.add_argument("paths", nargs="+", metavar="PATH", help="NeuroML files, converted .json, or directories")
     check.add_argument("--points", type=_positive(int), help="points of the dense check grid (default 100003)")
     check.add_argument("--no-jlems", action="store_true", help="do not compare with jLEMS even if it is available")
@@ -317,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from .batch import BatchError
+    from .sources import BatchError
 
     parser = build_parser()
     args = parser.parse_args(argv)

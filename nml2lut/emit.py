@@ -107,7 +107,9 @@ def _table_function_2d(tables: Tables2D, suffix: str) -> tuple[str, Function]:
 
 
 class _Emitter:
-    def __init__(self, channel: Channel, tables: Tables | None, suffix: str, tables2d: Tables2D | None, conc: str):
+    def __init__(self, channel: Channel, tables: Tables | None, suffix: str, tables2d: Tables2D | None, conc: str,
+                 step_dt: float | None = None):  # fmt: skip
+        self.step_dt = step_dt
         self.channel = channel
         self.tables = tables
         self.tables2d = tables2d
@@ -147,13 +149,34 @@ class _Emitter:
 
     def dynamic(self, state: str, prefix: str, key: str, inf: expr.Node, tau: expr.Node, symbols) -> None:
         inf_name, tau_name = f"{prefix}_inf_{self.suffix}", f"{prefix}_tau_{self.suffix}"
-        self.lines += [
-            f"d{state}/dt = ({inf_name} - {state})/{tau_name} : 1",
-            f"{inf_name} = {self.curve(f'{key}/inf', inf, symbols)} : 1",
-            f"{tau_name} = ({self.curve(f'{key}/tau', tau, symbols)})*second : second",
-        ]
         self.code.initial[state] = inf_name
         self.code.names[f"{key}.inf"] = inf_name
+        self.lines.append(f"{inf_name} = {self.curve(f'{key}/inf', inf, symbols)} : 1")
+        if self.step_dt is not None:
+            # The exact exponential step x += (inf - x)*(1 - exp(-dt/tau)) with the factor
+            # tabulated for the time step: no exp at run time.  The gate is a parameter
+            # stepped by the channel's update (installed by init), beside the integrators.
+            # The currents read the value from the start of the step (`state`), as
+            # exponential Euler's coupled update does; `next_state` is stepped with
+            # the voltage at the start of the step and becomes `state` at the next one.
+            rate_name = f"{prefix}_k_{self.suffix}"
+            following = f"{prefix}_next_{self.suffix}"
+            self.lines += [
+                f"{state} : 1",
+                f"{following} : 1",
+                f"{rate_name} = {self.curve(f'{key}/k', None, symbols)}/second : 1/second",
+            ]
+            self.code.updates += [
+                f"{state} = {following}",
+                f"{following} = {state} + ({inf_name} - {state})*{rate_name}*dt",
+            ]
+            self.code.initial[following] = inf_name
+            self.code.names[f"{key}.k"] = rate_name
+            return
+        self.lines += [
+            f"d{state}/dt = ({inf_name} - {state})/{tau_name} : 1",
+            f"{tau_name} = ({self.curve(f'{key}/tau', tau, symbols)})*second : second",
+        ]
         self.code.names[f"{key}.tau"] = tau_name
 
     def rates(self, gate: Gate, prefix: str) -> dict[str, str]:
@@ -263,8 +286,9 @@ class _Emitter:
 
 
 def to_brian2(
-    channel: Channel, tables: Tables | None, name: str, tables2d: Tables2D | None = None, conc: str = "Ca_i"
-) -> BrianCode:
+    channel: Channel, tables: Tables | None, name: str, tables2d: Tables2D | None = None, conc: str = "Ca_i",
+    step_dt: float | None = None,
+) -> BrianCode:  # fmt: skip
     """Brian2 equations for ``channel``: table lookups when ``tables`` is given, else exact expressions.
 
     Parameters
@@ -280,6 +304,11 @@ def to_brian2(
         ``"scale"`` for a concentration-dependent conductance scaling).
     conc : str
         The Brian2 variable holding the concentration those curves read, in mmolar.
+    step_dt : float, optional
+        Gates are stepped by their update code with the tabulated factor
+        ``<key>/k`` = (1 - exp(-dt/tau))/dt for this time step (s), instead of
+        integrating ``dx/dt = (inf - x)/tau`` (``gating="step"``).
     """
     suffix = identifier(name, what="channel name")
-    return _Emitter(channel, tables, suffix, tables2d, identifier(conc, what="concentration variable")).emit()
+    conc = identifier(conc, what="concentration variable")
+    return _Emitter(channel, tables, suffix, tables2d, conc, step_dt).emit()

@@ -1,4 +1,4 @@
-"""jlems: a channel's steady states and time constants from jLEMS, the NeuroML reference simulator, compared with nml2lut's.
+"""jlems: a channel's curves from jLEMS, the NeuroML reference simulator, compared with nml2lut's.
 
 Optional: used only when Java and pyNeuroML (which ships the jNeuroML jar)
 are installed.  The channel is put in a one-compartment "cell" whose
@@ -150,6 +150,8 @@ def compare(loaded, source: str | Path, *, timeout: float = 300.0, runner=_run) 
             error = np.abs(mine - reference) / scale
         error = np.where(np.isfinite(error), error, np.inf)
         worst = int(np.argmax(error))
-        curves.append({"curve": f"{gate}/{quantity}", "max_error": float(error[worst]), "at_mV": float(v[inside][worst] * 1e3)})
+        curves.append(
+            {"curve": f"{gate}/{quantity}", "max_error": float(error[worst]), "at_mV": float(v[inside][worst] * 1e3)}
+        )
     bad = [c for c in curves if c.get("max_error", np.inf) > TOLERANCE]
     return {"status": "mismatch" if bad else "match", "tolerance": TOLERANCE, "curves": curves}

@@ -69,6 +69,8 @@ __all__ = [
     "make_where_function",
     "make_exprel_function",
     "make_divide_function",
+    "make_dt_check_function",
+    "DT_CHECK_FUNCTION_NAME",
     "EXPREL_FUNCTION_NAME",
     "check_function_name",
     "WHERE_FUNCTION_NAME",
@@ -1018,4 +1020,48 @@ def make_divide_function() -> brian2.Function:
     function.implementations.add_implementation("numpy", code=_divide_numpy)
     function.implementations.add_implementation("cpp", code=_DIVIDE_CPP, name="nml2lut_divide")
     function.implementations.add_implementation("cython", code=_DIVIDE_CYTHON, name="nml2lut_divide")
+    return function
+
+
+#: Name of the function made by `make_dt_check_function`.
+DT_CHECK_FUNCTION_NAME = "nml2lut_dt_check"
+
+_DT_CHECK_CPP = """
+static inline double nml2lut_dt_check(const double dt, const double expected)
+{
+    // 1 when the group runs with the step the tables were made for, NaN otherwise
+    return (dt - expected) * (dt - expected) <= 1e-18 * expected * expected ? 1.0 : NAN;
+}
+"""
+
+_DT_CHECK_CYTHON = """
+from libc.math cimport NAN
+cdef inline double nml2lut_dt_check(double dt, double expected) noexcept nogil:
+    if (dt - expected) * (dt - expected) <= 1e-18 * expected * expected:
+        return 1.0
+    return NAN
+"""
+
+
+def _dt_check_numpy(dt, expected):
+    return np.where((np.asarray(dt) - expected) ** 2 <= 1e-18 * expected**2, 1.0, np.nan)
+
+
+@functools.cache
+def make_dt_check_function() -> brian2.Function:
+    """``nml2lut_dt_check(dt, expected)``: 1.0 if ``dt`` is ``expected`` (s), else NaN.
+
+    Multiplies rates tabulated for one time step, so that a run with another
+    step fails loudly (NaN) instead of silently using the wrong update.
+    """
+
+    @brian2.check_units(dt=1, expected=1, result=1)
+    def pyfunc(dt, expected):
+        return _dt_check_numpy(dt, expected)
+
+    function = brian2.Function(pyfunc, arg_units=[1, 1], return_unit=1, arg_types=["any", "any"],
+                               return_type="float", stateless=True)  # fmt: skip
+    function.implementations.add_implementation("numpy", code=_dt_check_numpy)
+    function.implementations.add_implementation("cpp", code=_DT_CHECK_CPP, name=DT_CHECK_FUNCTION_NAME)
+    function.implementations.add_implementation("cython", code=_DT_CHECK_CYTHON, name=DT_CHECK_FUNCTION_NAME)
     return function

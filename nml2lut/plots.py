@@ -31,11 +31,15 @@ _PLOT_POINTS = 1601
 
 
 def exact_curves(loaded) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """The exact function of every tabulated curve (or every curve, in exact mode), keyed as the tables are."""
-    curves: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    """The exact function of every curve of voltage alone, keyed as the tables are.
+
+    Curves that also depend on a concentration (2-D tables) are left out.
+    """
+    trees = {f"{gate.id}/{key}": tree for gate in loaded.model.gates for key, tree in gate.curves().items()}
+    if not isinstance(loaded.model.conductance_scale, expr.Num):
+        trees["scale"] = loaded.model.conductance_scale
+    curves = {k: _tree_function(t) for k, t in trees.items() if expr.free_symbols(t) <= {"v"}}
     for gate in loaded.model.gates:
-        for key, tree in gate.curves().items():
-            curves[f"{gate.id}/{key}"] = _tree_function(tree)
         if gate.kind == "kinetic":
             from .steady import occupancy_curves, transition_curves
 
@@ -100,9 +104,13 @@ def worst_errors(loaded, points: int = CHECK_POINTS) -> list[dict]:
         per column (``measured``: the error found when the table was built),
         or ``{"curve", "unchecked": reason}`` for a column without an exact form.
     """
+    other = getattr(loaded, "tables2d", None)
+    unchecked = [
+        {"curve": k, "unchecked": "depends on a concentration (2-D table)"} for k in getattr(other, "names", ())
+    ]
     tables = loaded.tables
     if tables is None:
-        return []
+        return unchecked
     low, high = tables.grid.v_min, tables.grid.v_max
     v = low + (np.arange(points) + 0.5) * ((high - low) / points)
     exact = exact_curves(loaded)
@@ -129,7 +137,7 @@ def worst_errors(loaded, points: int = CHECK_POINTS) -> list[dict]:
             "measured": None if measured is None else float(measured.max_error),
             "excluded": int(np.count_nonzero(~finite)),
         })  # fmt: skip
-    return results
+    return results + unchecked
 
 
 # ---------------------------------------------------------------- files
@@ -147,7 +155,10 @@ def _columns(samples: Samples) -> list[tuple[str, np.ndarray]]:
 
 
 def write_csv(samples: Samples, path: str | os.PathLike) -> Path:
-    """CSV of the samples: ``v_mV``, then per gate ``<gate>_inf_exact``, ``_inf_lut``, ``_tau_exact_ms``, ``_tau_lut_ms``."""
+    """CSV of the samples: ``v_mV``, then per gate ``<gate>_inf_exact``, ``_inf_lut``, ``_tau_exact_ms``...
+
+    Then ``_tau_lut_ms``; fractional subgates are written ``gate.sub``.
+    """
     columns = _columns(samples)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -191,4 +202,3 @@ def plot_curves(samples: Samples, path: str | os.PathLike, *, title: str | None 
     figure.savefig(buffer, format="png")
     atomic_write(path, buffer.getvalue())
     return Path(path)
-

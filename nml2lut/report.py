@@ -112,16 +112,24 @@ def summarise(files: list[dict], channel_statuses: tuple[str, ...] = ("converted
     channel_counts = collections.Counter(c["status"] for c in channels)
     failures = [f["error"] for f in files if f.get("error")] + [c["error"] for c in channels if c.get("error")]
     skipped = collections.Counter(f.get("reason", "") for f in files if f["status"] == "skipped")
-    file_statuses = ("converted", "failed", "skipped") if "converted" in channel_statuses else ("checked", "failed", "skipped")
+    file_statuses = (
+        ("converted", "failed", "skipped") if "converted" in channel_statuses else ("checked", "failed", "skipped")
+    )
+    file_summary = {"total": len(files), **{k: file_counts.get(k, 0) for k in file_statuses}}
+    if "up-to-date" in channel_statuses:
+        file_summary["up-to-date"] = sum(1 for f in files if f.get("up_to_date"))
     return {
-        "files": {"total": len(files), **{k: file_counts.get(k, 0) for k in file_statuses},
-                  **({"up-to-date": sum(1 for f in files if f.get("up_to_date"))} if "up-to-date" in channel_statuses else {})},
+        "files": file_summary,
         "channels": {"total": len(channels), **{k: channel_counts.get(k, 0) for k in channel_statuses}},
-        "failures_by_type": dict(sorted(collections.Counter(e["type"] for e in failures).items())),
-        "failures_by_category": dict(sorted(collections.Counter(e["category"] for e in failures).items())),
-        "unsupported_features": dict(sorted(collections.Counter(e["feature"] for e in failures if e.get("feature")).items())),
+        "failures_by_type": _counted(e["type"] for e in failures),
+        "failures_by_category": _counted(e["category"] for e in failures),
+        "unsupported_features": _counted(e["feature"] for e in failures if e.get("feature")),
         "skipped_reasons": dict(sorted(skipped.items())),
-    }  # fmt: skip
+    }
+
+
+def _counted(items) -> dict[str, int]:
+    return dict(sorted(collections.Counter(items).items()))
 
 
 def write_report(directory: str | Path, report: dict, markdown: str, stem: str = "report") -> tuple[Path, Path]:
@@ -157,14 +165,19 @@ def _counts_table(summary: dict) -> list[str]:
     lines = ["| | total | converted | up to date | failed | skipped |", "|---|---:|---:|---:|---:|---:|"]
     f, c = summary["files"], summary["channels"]
     lines.append(f"| files | {f['total']} | {f['converted']} | {f['up-to-date']} | {f['failed']} | {f['skipped']} |")
-    lines.append(f"| channels | {c['total']} | {c.get('converted', 0)} | {c.get('up-to-date', 0)} | {c.get('failed', 0)} | |")
+    lines.append(
+        f"| channels | {c['total']} | {c.get('converted', 0)} | {c.get('up-to-date', 0)} | {c.get('failed', 0)} | |"
+    )
     return lines
 
 
 def _failure_lines(summary: dict) -> list[str]:
     lines = []
     if summary["failures_by_type"]:
-        lines += ["", "Failures by type: " + ", ".join(f"{k} {v}" for k, v in summary["failures_by_type"].items()) + "."]
+        lines += [
+            "",
+            "Failures by type: " + ", ".join(f"{k} {v}" for k, v in summary["failures_by_type"].items()) + ".",
+        ]
     if summary["unsupported_features"]:
         features = ", ".join(f"{k} {v}" for k, v in summary["unsupported_features"].items())
         lines += ["", f"Unsupported features: {features}."]
@@ -231,7 +244,8 @@ def check_markdown(report: dict) -> str:
             jlems = c.get("jlems") or {}
             lines.append(
                 f"| {_cell(f['path'], 200)} | {_cell(c['id'])} | {c['status']} | {_cell(worst.get('curve'))} "
-                f"| {_number(worst.get('max_error'))} | {worst.get('metric', '')} | {_number(worst.get('at_mV'), '.3f')} "
+                f"| {_number(worst.get('max_error'))} | {worst.get('metric', '')} "
+                f"| {_number(worst.get('at_mV'), '.3f')} "
                 f"| {_number(c.get('tolerance'), 'g')} | {_cell(jlems.get('status', ''))} "
                 f"| {_cell(_error_text(c.get('error')), 300)} |"
             )

@@ -154,7 +154,7 @@ def repair_singularities(curve: Curve, v: np.ndarray, y: np.ndarray, name: str) 
 
 
 def _metric(name: str) -> str:
-    return "relative" if name.rsplit("/", 1)[-1] in ("tau",) else "absolute"
+    return "relative" if name.rsplit("/", 1)[-1] in ("tau", "k") else "absolute"
 
 
 def _errors(exact: np.ndarray, approx: np.ndarray, metric: str) -> np.ndarray:
@@ -174,7 +174,7 @@ def _evaluate(curves: Mapping[str, Curve], v: np.ndarray) -> np.ndarray:
 def _check_values(names: tuple[str, ...], v: np.ndarray, values: np.ndarray) -> None:
     for j, name in enumerate(names):
         quantity = name.rsplit("/", 1)[-1]
-        if quantity == "tau":
+        if quantity in ("tau", "k"):
             bad, what = values[:, j] <= 0, "positive"
         elif quantity in ("rf", "rr"):  # transition rates of kinetic schemes
             bad, what = values[:, j] < 0, "non-negative"

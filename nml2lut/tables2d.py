@@ -74,7 +74,7 @@ def _evaluate(curves: Mapping[str, Curve2D], v: np.ndarray, c: np.ndarray) -> np
             i, j = (int(x) for x in np.argwhere(bad)[0])
             raise TableError(f"{name} is not finite at v = {v[i] * 1e3:.6g} mV, conc = {c[j]:.3g} mM")
         quantity = name.rsplit("/", 1)[-1]
-        if quantity == "tau" and np.any(y <= 0):
+        if quantity in ("tau", "k") and np.any(y <= 0):
             i, j = (int(x) for x in np.argwhere(y <= 0)[0])
             raise TableError(f"{name} must be positive, but is {y[i, j]:.6g} at v = {v[i] * 1e3:.6g} mV, "
                              f"conc = {c[j]:.3g} mM")  # fmt: skip
@@ -94,7 +94,7 @@ def _measure(curves, table: LookupTable2D) -> tuple[dict[str, tuple[float, float
         exact = _evaluate(curves, pv, pc)
         vv, cc = np.meshgrid(pv, pc, indexing="ij")
         for k, name in enumerate(curves):
-            metric = "relative" if name.rsplit("/", 1)[-1] == "tau" else "absolute"
+            metric = "relative" if name.rsplit("/", 1)[-1] in ("tau", "k") else "absolute"
             ref = exact[:, :, k]
             scale = np.abs(ref) if metric == "relative" else np.maximum(1.0, np.abs(ref))
             err = np.abs(interpolate2d(table, vv, cc, k) - ref) / scale

@@ -37,15 +37,14 @@ from brian2.units.fundamentalunits import DIMENSIONLESS, Quantity, get_dimension
 from .errors import ModelError, TableError, UnitError
 from .grids import Grid, find_breakpoints
 from .lookup import LookupTable, check_function_name, make_lookup_function
-from .tables import DEFAULT_TOLERANCE, Tables, build_tables
+from .tables import DEFAULT_RANGE, DEFAULT_TOLERANCE, Tables, build_tables
 
 __all__ = ["tabulate", "Tabulated", "TabulatedPiece", "lookup_function", "ERROR_FLOOR"]
 
 ERROR_FLOOR = 1e-3
 """A curve's error is relative to max(|curve|, ERROR_FLOOR x its largest magnitude on the range)."""
 _PROBE = 4001  # points on which a curve's largest magnitude is found
-_PENDING_NAME = "nml2lut_pending"  # stands for the table until its name (a digest of its values) is known
-_PENDING = sympy.Function(_PENDING_NAME)
+_PENDING = sympy.Function("nml2lut_pending")  # stands for a table until its name (a digest) is known
 
 # Names a NeuronGroup or Synapses defines itself: never constants, whatever the caller's scope holds.
 _INTERNAL = frozenset("t dt t_in_timesteps i j N N_pre N_post N_incoming N_outgoing lastspike not_refractory".split())
@@ -76,8 +75,10 @@ class TabulatedPiece:
         The piece as the equations wrote it (other subexpressions by name).
     whole : bool
         The whole right-hand side of the subexpression (else a term or factor in it).
-    column : int
-        Its column in the table: ``<function>(v, column)``.
+    function, column : str, int
+        The lookup that replaced it: ``function(v, column)``.  Pieces read at
+        run time share one table; subexpressions read by nothing else (kept
+        for monitors) go to a second table on the same grid.
     unit : str
         The unit the lookup is multiplied by (the table holds SI numbers).
     max_error : float
@@ -90,6 +91,7 @@ class TabulatedPiece:
     where: str
     expression: str
     whole: bool
+    function: str
     column: int
     unit: str
     max_error: float
@@ -103,16 +105,14 @@ class Tabulated:
     Attributes
     ----------
     equations : brian2.Equations
-        The model with every tabulated piece replaced by ``<function>(v, k)*unit``.
+        The model with every tabulated piece replaced by ``function(v, k)*unit``.
     namespace : dict
-        The lookup Function and the constants the equations still use by name:
+        The lookup Functions and the constants the equations still use by name:
         pass it as the group's ``namespace``.
     report : tuple of TabulatedPiece
-        One entry per column.
+        One entry per column, in the order of `tables`.
     tables : Tables
-        The table (grid, values in SI, measured errors).
-    function_name : str
-        Name of the lookup Function in the equations.
+        All columns on their one grid (values in SI, measured errors).
     variable : str
         The variable the table is indexed by.
     """
@@ -121,9 +121,13 @@ class Tabulated:
     namespace: dict
     report: tuple[TabulatedPiece, ...]
     tables: Tables
-    function_name: str
     variable: str
     _curves: tuple[Callable, ...] = field(repr=False, compare=False, default=())
+
+    @property
+    def function_name(self) -> str:
+        """The lookup Function the model reads at run time (the first table)."""
+        return self.report[0].function
 
     @property
     def grid(self) -> Grid:
@@ -135,7 +139,7 @@ class Tabulated:
         return max(piece.max_error for piece in self.report)
 
     def curves(self, x, *, exact: bool = False) -> np.ndarray:
-        """Every column at ``x`` (SI floats or a quantity): shape ``x.shape + (n_columns,)``, SI.
+        """Every piece at ``x`` (SI floats or a quantity), in report order: shape ``x.shape + (n,)``, SI.
 
         As the lookup computes them, or with ``exact=True`` as the equations did.
         """
@@ -148,13 +152,13 @@ class Tabulated:
     def __str__(self) -> str:
         grid, unit = self.grid, _unit_text(self.equations[self.variable].dim)
         lines = [
-            f"{len(self.report)} curve(s) of {self.variable} in {self.function_name}: {grid.n} points from "
-            f"{grid.v_min:.6g} to {grid.v_max:.6g} {unit} (step {grid.step:.3g}), tolerance {self.tables.tolerance:g}"
+            f"{len(self.report)} piece(s) tabulated over {self.variable}: {grid.n} points from {grid.v_min:.6g} "
+            f"to {grid.v_max:.6g} {unit} (step {grid.step:.3g}), tolerance {self.tables.tolerance:g}"
         ]
         for p in self.report:
             part = "" if p.whole else "term in "
             lines.append(
-                f"  [{p.column}] {part}{p.where}: {p.expression} ({p.unit}); "
+                f"  {p.function}({self.variable}, {p.column}): {part}{p.where} = {p.expression} [{p.unit}]; "
                 f"max error {p.max_error:.2g} at {self.variable} = {p.at:.6g} {unit}"
             )
         return "\n".join(lines)
@@ -227,6 +231,7 @@ class _Finder:
         self.columns: dict[sympy.Expr, int] = {}
         self.pieces: list[dict] = []
         self.needed: set[str] = set()
+        self.n_hot: int | None = None  # columns read at run time come first
 
     def _substitute(self, expr):
         return expr.xreplace({s: self.inlined[s.name] for s in expr.free_symbols if s.name in self.inlined})
@@ -291,9 +296,9 @@ class _Finder:
         except Exception as err:  # Brian2 raises several types for one problem: bad units
             raise UnitError(f"cannot tabulate {sympy_to_str(expr)!r}: {err}") from err
 
-    def run(self) -> dict[str, str]:
-        """New right-hand sides of the equations that change (sympy, or text for a whole lookup)."""
-        new: dict[str, sympy.Expr | str] = {}
+    def run(self) -> dict[str, sympy.Expr | int]:
+        """New right-hand sides of the equations that change: an expression, or the column of a whole one."""
+        new: dict[str, sympy.Expr | int] = {}
         for eq in self.eqs.ordered:
             if eq.expr is None or eq.varname in self.vonly:
                 continue
@@ -301,18 +306,22 @@ class _Finder:
             expr = self.rewrite(str_to_sympy(eq.expr.code), where)
             if expr != str_to_sympy(eq.expr.code):
                 new[eq.varname] = expr
+        # Subexpressions of the variable alone: first those the model reads at run time, then
+        # the others (for monitors and the user), whose columns go to a second table so that
+        # the first stays small in the cache.
         done: set[str] = set()
-        while self.needed - done:  # subexpressions of the variable alone that the model still uses
-            name = min(self.needed - done)
+        ordered = [eq.varname for eq in self.eqs.ordered if eq.varname in self.vonly]
+        while pending := sorted(self.needed - done) or [n for n in ordered if n not in done]:
+            if not self.needed - done and self.n_hot is None:
+                self.n_hot = len(self.pieces)
+            name = pending[0]
             done.add(name)
             expr = str_to_sympy(self.eqs[name].expr.code)
             if self._piece(expr, name, True) != expr:
-                k = self.columns[self._substitute(expr)]
+                new[name] = k = self.columns[self._substitute(expr)]
                 self.pieces[k]["expression"] = self.eqs[name].expr.code
-                unit = _unit_text(self.pieces[k]["dim"])
-                new[name] = f"{_PENDING_NAME}({self.variable}, {k})" + ("" if unit == "1" else f"*{unit}")
-            if not self.needed - done:  # then the rest, in columns after the ones used at run time
-                self.needed |= self.vonly
+        if self.n_hot is None:
+            self.n_hot = len(self.pieces)
         return new
 
 
@@ -354,7 +363,29 @@ def _scaled(curve: Callable, scale: float) -> Callable:
 
 
 def _build(pieces, x, constants, x_range, tolerance, n_points) -> tuple[Tables, list[Callable]]:
+    """The table, in SI, and the exact curves.
+
+    `build_tables` refines a grid from a step in volts; another variable (or
+    range) is first scaled so that its range spans as many volts as the
+    default voltage range, and the grid is scaled back afterwards.
+    """
     curves = [_numeric(p["exact"], x, constants) for p in pieces]
+    scale = (DEFAULT_RANGE[1] - DEFAULT_RANGE[0]) / (x_range[1] - x_range[0])
+    scaled = [(lambda u, c=c: c(u / scale)) if scale != 1 else c for c in curves]
+    switches = [s for p in pieces for s in _switches(p["exact"], x, constants)]
+    breakpoints = [b * scale for b in find_breakpoints(switches, x_range)]
+    tables = _build_scaled(pieces, scaled, (x_range[0] * scale, x_range[1] * scale), tolerance, n_points, breakpoints)
+    if scale != 1:
+        grid = tables.grid
+        tables = dataclasses.replace(
+            tables, grid=Grid(grid.v_min / scale, grid.v_max / scale, grid.n),
+            errors={k: dataclasses.replace(e, at=e.at / scale) for k, e in tables.errors.items()},
+            breakpoints=tuple(b / scale for b in tables.breakpoints),
+        )  # fmt: skip
+    return tables, curves
+
+
+def _build_scaled(pieces, curves, x_range, tolerance, n_points, breakpoints) -> Tables:
     probe = np.linspace(*x_range, _PROBE)
     scales = []
     for curve in curves:
@@ -363,7 +394,6 @@ def _build(pieces, x, constants, x_range, tolerance, n_points) -> tuple[Tables, 
         peak = float(np.max(y[np.isfinite(y)], initial=0.0))
         scales.append(ERROR_FLOOR * peak if peak > 0 else 1.0)
     names = [f"column {k} ({', '.join(p['where'])})" for k, p in enumerate(pieces)]
-    breakpoints = find_breakpoints([s for p in pieces for s in _switches(p["exact"], x, constants)], x_range)
     try:
         tables = build_tables(
             {n: _scaled(c, s) for n, c, s in zip(names, curves, scales, strict=True)}, v_range=x_range,
@@ -372,8 +402,7 @@ def _build(pieces, x, constants, x_range, tolerance, n_points) -> tuple[Tables, 
     except TableError as err:
         raise TableError(f"{err} (narrow the range, or leave this piece out)") from err
     scale = np.array(scales)
-    tables = dataclasses.replace(tables, values=tables.values * scale, slopes=tables.slopes * scale)
-    return tables, curves
+    return dataclasses.replace(tables, values=tables.values * scale, slopes=tables.slopes * scale)
 
 
 def _digest(*arrays, extra: str = "") -> str:
@@ -473,28 +502,47 @@ def tabulate(
             f"and costs a function call or a division{hint}"
         )
     tables, curves = _build(finder.pieces, finder.x, constants, x_range, tolerance, n_points)
-    name = f"lut_{re.sub('_+', '_', variable)}_" + _digest(tables.values, tables.slopes, extra=str(x_range))
-    table = LookupTable(tables.values, tables.grid.v_min, tables.grid.v_max, tables.slopes)
-    function = make_lookup_function(table, name, arg_unit=get_unit(x_dim))
-    out = []
-    for eq in eqs.values():
-        if eq.varname in new:
-            rhs = new[eq.varname]
-            if isinstance(rhs, str):
-                text = rhs.replace(_PENDING_NAME, name)
-            else:
-                text = sympy_to_str(rhs.replace(_PENDING, sympy.Function(name)))
-            eq = SingleEquation(eq.type, eq.varname, eq.dim, eq.var_type, brian2.Expression(text), eq.flags)
-        out.append(eq)
-    result_eqs = Equations(out)
+    functions, where = _functions(tables, finder.n_hot, variable, get_unit(x_dim))
+    result_eqs = Equations([_replaced(eq, new.get(eq.varname), finder, where) for eq in eqs.values()])
     used = {n for eq in result_eqs.values() for n in eq.identifiers}
     report = tuple(
-        TabulatedPiece(", ".join(p["where"]), p["expression"], p["whole"], k, _unit_text(p["dim"]),
+        TabulatedPiece(", ".join(p["where"]), p["expression"], p["whole"], *where[k], _unit_text(p["dim"]),
                        tables.errors[n].max_error, tables.errors[n].at)
         for k, (p, n) in enumerate(zip(finder.pieces, tables.names, strict=True))
     )  # fmt: skip
     space = {n: v for n, v in user.items() if n in used}
-    return Tabulated(result_eqs, {**space, name: function}, report, tables, name, variable, tuple(curves))
+    return Tabulated(result_eqs, {**space, **functions}, report, tables, variable, tuple(curves))
+
+
+def _functions(tables: Tables, n_hot: int, variable: str, unit) -> tuple[dict, list[tuple[str, int]]]:
+    """The lookup Functions (run-time columns, then the others) and where each column went."""
+    functions, where = {}, []
+    for part in (slice(0, n_hot), slice(n_hot, None)):
+        values, slopes = tables.values[:, part], tables.slopes[:, part]
+        if values.shape[1] == 0:
+            continue
+        grid = tables.grid
+        name = f"lut_{re.sub('_+', '_', variable)}_" + _digest(values, slopes, [grid.v_min, grid.v_max])
+        table = LookupTable(values, grid.v_min, grid.v_max, slopes)
+        functions[name] = make_lookup_function(table, name, arg_unit=unit)
+        where += [(name, k) for k in range(values.shape[1])]
+    return functions, where
+
+
+def _replaced(eq: SingleEquation, rhs, finder: _Finder, where: list[tuple[str, int]]) -> SingleEquation:
+    if rhs is None:
+        return eq
+    if isinstance(rhs, int):
+        unit = _unit_text(finder.pieces[rhs]["dim"])
+        name, k = where[rhs]
+        text = f"{name}({finder.variable}, {k})" + ("" if unit == "1" else f"*{unit}")
+    else:
+        lookup = rhs.replace(
+            lambda node: getattr(node, "func", None) == _PENDING,
+            lambda node: sympy.Function(where[int(node.args[1])][0])(node.args[0], where[int(node.args[1])][1]),
+        )
+        text = sympy_to_str(lookup)
+    return SingleEquation(eq.type, eq.varname, eq.dim, eq.var_type, brian2.Expression(text), eq.flags)
 
 
 def _check_text(equations) -> str:
@@ -596,4 +644,5 @@ def _with_units(inner: brian2.Function, name: str, arg_unit, value_unit, one: bo
         function.implementations.add_implementation(
             target, code=code, namespace=implementation.get_namespace(None), name=name
         )
+    function.name = name  # what the equations call it
     return function

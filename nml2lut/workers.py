@@ -19,6 +19,7 @@ task at a time over a pipe, with the same limits.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import concurrent.futures as cf
 import contextlib
@@ -247,6 +248,21 @@ class _Helper:
     def __init__(self, memory: int | None):
         self.memory = memory
         self.process: subprocess.Popen | None = None
+        with _helpers_lock:
+            _all_helpers.append(self)
+
+    def close(self) -> None:
+        """End the subprocess (it leaves its loop when its input closes)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.stdin.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
 
     def _start(self) -> subprocess.Popen:
         if self.process is None or self.process.poll() is not None:
@@ -270,6 +286,14 @@ class _Helper:
                 count -= len(chunk)
         return b"".join(chunks)
 
+    def _discard(self, process: subprocess.Popen) -> None:
+        for pipe in (process.stdin, process.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        self.process = None
+
     def run(self, task: Any, timeout: float | None) -> Any:
         process = self._start()
         deadline = time.monotonic() + timeout + GRACE if timeout else float("inf")
@@ -281,17 +305,29 @@ class _Helper:
             data = None if header is None else self._read(int.from_bytes(header, "big"), deadline)
         except (EOFError, OSError):
             code = process.wait()
-            self.process = None
+            self._discard(process)
             return task.failure(crash_error(f"exit status {code}"))
         if data is None:
             process.kill()
             process.wait()
-            self.process = None
+            self._discard(process)
             return task.failure(timeout_error(timeout))
         return pickle.loads(data)
 
 
 _helpers = threading.local()
+_helpers_lock = threading.Lock()
+_all_helpers: list[_Helper] = []
+
+
+@atexit.register
+def close_helpers() -> None:
+    """End every helper subprocess of this process (run at exit)."""
+    with _helpers_lock:
+        helpers = list(_all_helpers)
+        _all_helpers.clear()
+    for helper in helpers:
+        helper.close()
 
 
 def run_in_helper(task: Any, timeout: float | None, memory: int | None) -> Any:

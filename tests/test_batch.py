@@ -17,8 +17,9 @@ import pytest
 
 import nml2lut
 from nml2lut import workers
-from nml2lut.batch import RECORD, BatchError, Options, channel_stems, content_hash, convert, discover
+from nml2lut.batch import RECORD, convert
 from nml2lut.report import error
+from nml2lut.sources import BatchError, Options, channel_stems, content_hash, discover
 from tests.helpers import HH_K, neuroml
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "example_channels"
@@ -157,7 +158,9 @@ def test_jobs_2_gives_the_same_as_jobs_1(converted, tmp_path):
 def test_dask_local_cluster_gives_the_same(converted, tmp_path):
     distributed = pytest.importorskip("distributed")
     out, report = converted
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
         with distributed.Client(cluster) as client:
             on_dask = convert([EXAMPLES], tmp_path, scheduler=client)
     assert _strip(on_dask) == _strip(report)
@@ -211,7 +214,9 @@ def test_killed_run_resumes(tmp_path):
     report = convert([library], out)
     assert report["summary"]["channels"]["failed"] == 0
     assert {f["path"] for f in report["files"] if f["up_to_date"]} >= done
-    assert sum(not f["up_to_date"] for f in report["files"]) == 12 - len({f["path"] for f in report["files"] if f["up_to_date"]})
+    assert sum(not f["up_to_date"] for f in report["files"]) == 12 - len(
+        {f["path"] for f in report["files"] if f["up_to_date"]}
+    )
 
 
 def test_channels_of_included_files_are_converted_where_defined(tmp_path):
@@ -240,8 +245,14 @@ def test_removed_channel_outputs_are_removed(tmp_path):
 
 
 def test_channel_failures_are_kept_and_not_redone(tmp_path):
-    _write(tmp_path / "lib", "q10.nml", HH_K.replace("<gateHHrates", '<gateHHrates').replace(
-        '<forwardRate', '<q10Settings type="q10ExpTemp" q10Factor="3" experimentalTemp="6.3 degC"/>\n    <forwardRate'))
+    _write(
+        tmp_path / "lib",
+        "q10.nml",
+        HH_K.replace("<gateHHrates", "<gateHHrates").replace(
+            "<forwardRate",
+            '<q10Settings type="q10ExpTemp" q10Factor="3" experimentalTemp="6.3 degC"/>\n    <forwardRate',
+        ),
+    )
     _write(tmp_path / "lib", "good.nml", HH_K)
     first = convert([tmp_path / "lib"], tmp_path / "out", options=Options(temperature=None))
     failed = _channels(first)[("q10.nml", "k")]
@@ -322,7 +333,9 @@ def test_workers_classify_timeouts_memory_deaths_and_bugs(monkeypatch):
 
 
 def test_helper_subprocess_classifies_the_same():
-    results = {kind: workers.run_in_helper(_Task(kind), 2.0, 2 * 1024**3) for kind in ("ok", "sleep", "die", "hog", "ok2")}
+    results = {
+        kind: workers.run_in_helper(_Task(kind), 2.0, 2 * 1024**3) for kind in ("ok", "sleep", "die", "hog", "ok2")
+    }
     assert results == {
         "ok": ("ok", "ok"),
         "sleep": ("failed", "sleep", "TimeoutError"),

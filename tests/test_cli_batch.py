@@ -126,7 +126,10 @@ def test_curves_writes_png_and_csv(tmp_path, capsys):
 
 def test_curves_of_one_channel_and_of_a_converted_file(tmp_path, capsys):
     out = tmp_path / "curves"
-    assert main(["curves", str(EXAMPLES / "q10_ka.channel.nml"), "--channel", "q10_ka2", "-o", str(out), "--points", "50"]) == 0
+    assert (
+        main(["curves", str(EXAMPLES / "q10_ka.channel.nml"), "--channel", "q10_ka2", "-o", str(out), "--points", "50"])
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["q10_ka2.csv", "q10_ka2.png"]
     assert len((out / "q10_ka2.csv").read_text().splitlines()) == 51
     assert main(["curves", str(EXAMPLES / "q10_ka.channel.nml"), "--channel", "nope", "-o", str(out)]) == 1
@@ -168,7 +171,10 @@ def test_jlems_comparison_with_a_stand_in_for_jlems():
     def broken(document, timeout):
         raise RuntimeError("jLEMS failed (exit 1): no such component")
 
-    assert jlems.compare(channel, "x", runner=broken) == {"status": "error", "message": "jLEMS failed (exit 1): no such component"}
+    assert jlems.compare(channel, "x", runner=broken) == {
+        "status": "error",
+        "message": "jLEMS failed (exit 1): no such component",
+    }
 
 
 def test_jlems_document_includes_the_channel(tmp_path):

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nml2lut.batch import ConvertTask, Options, convert
+from nml2lut.batch import ConvertTask, convert
 from nml2lut.errors import Nml2LutError, UnitError
+from nml2lut.sources import Options
 from nml2lut.store import load_tables
 from nml2lut.units import DEFAULT_UNITS, parse_quantity
 from tests.hostile.generate import GOOD, HUGE, channel, doc, write_good, write_hostile
@@ -112,7 +113,10 @@ def test_a_file_that_exhausts_its_memory_cap_fails_alone(tmp_path):
     report = convert([inputs], tmp_path / "out", memory=1024**3, timeout=60)
     files = {f["path"]: f for f in report["files"]}
     assert files["element_flood.nml"]["status"] == "failed"
-    assert files["element_flood.nml"]["error"]["category"] in ("memory", "parse")  # lxml reports a failed malloc as bad XML
+    assert files["element_flood.nml"]["error"]["category"] in (
+        "memory",
+        "parse",
+    )  # lxml reports a failed malloc as bad XML
     assert files[GOOD]["channels"][0]["status"] == "converted"
     assert time.monotonic() - start < 60
 
@@ -147,7 +151,7 @@ def test_unit_parser_never_fails_unexpectedly(text):
 
 
 _NUMBERS = st.one_of(
-    st.integers(-10**6, 10**6).map(str),
+    st.integers(-(10**6), 10**6).map(str),
     st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
     st.floats(allow_nan=False, allow_infinity=False, min_value=-1e4, max_value=1e4).map(lambda x: f"{x:.6e}"),
 )

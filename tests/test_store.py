@@ -160,9 +160,15 @@ HOSTILE_EDITS = {
     "bad gate kind": (lambda d: _gate(d).update(kind="exec"), "unknown kind 'exec'"),
     "node where none fits": (lambda d: _gate(d).update(inf={"$type": "Channel"}), "expected"),
     "unknown node type": (lambda d: _gate(d).update(inf=["Lambda", "x"]), "expected an expression node"),
-    "unknown function": (lambda d: _gate(d).update(inf=["Call", "system", [["Sym", "v"]]]), "unknown function 'system'"),
+    "unknown function": (
+        lambda d: _gate(d).update(inf=["Call", "system", [["Sym", "v"]]]),
+        "unknown function 'system'",
+    ),
     "invalid symbol name": (lambda d: _gate(d).update(inf=["Sym", "v); import os"]), "invalid symbol name"),
-    "bad operator": (lambda d: _gate(d).update(inf=["Binary", "**", ["Num", 1.0], ["Num", 2.0]]), "unknown binary operator"),
+    "bad operator": (
+        lambda d: _gate(d).update(inf=["Binary", "**", ["Num", 1.0], ["Num", 2.0]]),
+        "unknown binary operator",
+    ),
     "wrong node arity": (lambda d: _gate(d).update(inf=["Binary", "+", ["Num", 1.0]]), "has 3 fields, found 2"),
     "format": (lambda d: d.update(format="pickle"), "not an nml2lut channel file"),
     "format version": (lambda d: d.update(format_version=99), "format version 99"),
@@ -189,7 +195,7 @@ def test_hostile_json_is_refused(stored, case):
         ('{"format": NaN}', "non-standard JSON constant NaN"),
         ('{"a": 1, "a": 2}', "duplicate JSON key 'a'"),
         ("[1, 2]", "expected a JSON object"),
-        ("{" * 100_000, "not a readable JSON file"),
+        ("{" * 100_000, "not valid JSON"),
         ("\udcff", "not a readable JSON file"),
     ],
 )
@@ -234,7 +240,10 @@ def test_npz_with_objects_or_junk_is_refused(stored):
 
     buffer = io.BytesIO()
     np.savez(buffer, values=np.array([object()], dtype=object))
-    for data, message in ((buffer.getvalue(), "pickle|not numeric|not a readable"), (b"PK\x03\x04junk", "not a readable .npz")):
+    for data, message in (
+        (buffer.getvalue(), "pickle|not numeric|not a readable"),
+        (b"PK\x03\x04junk", "not a readable .npz"),
+    ):
         stored.with_suffix(".npz").write_bytes(data)
         _edit(stored, lambda d, data=data: d.update(tables_sha256=hashlib.sha256(data).hexdigest()))
         with pytest.raises(StoreError, match=message):

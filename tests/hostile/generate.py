@@ -74,54 +74,123 @@ _BILLION_LAUGHS = (
     + ']>\n<neuroml id="x"><notes>&lol9;</notes></neuroml>\n'
 )
 HOSTILE: dict[str, tuple[object, Expected]] = {
-    "malformed.nml": (HEAD + '<ionChannelHH id="k" conductance="10pS">\n  <gateHHrates id="n"', Expected("ParseError", "parse", "file")),
-    "non_utf8.nml": (doc(channel()).encode("utf-8").replace(b'species="k"', b'species="\xff\xfe\xfa"'),
-                     Expected("ParseError", "parse", "file")),
-    "latin1_declared_utf8.nml": (doc(channel()).replace("10pS", "10pS").encode() + b"<!-- caf\xe9 -->",
-                                 Expected("ParseError", "parse", "file")),
+    "malformed.nml": (
+        HEAD + '<ionChannelHH id="k" conductance="10pS">\n  <gateHHrates id="n"',
+        Expected("ParseError", "parse", "file"),
+    ),
+    "non_utf8.nml": (
+        doc(channel()).encode("utf-8").replace(b'species="k"', b'species="\xff\xfe\xfa"'),
+        Expected("ParseError", "parse", "file"),
+    ),
+    "latin1_declared_utf8.nml": (
+        doc(channel()).replace("10pS", "10pS").encode() + b"<!-- caf\xe9 -->",
+        Expected("ParseError", "parse", "file"),
+    ),
     "empty.nml": ("", Expected("ParseError", "parse", "file")),
     "binary.nml": (bytes(range(256)) * 64, Expected("ParseError", "parse", "file")),
     "wrong_root.nml": ('<?xml version="1.0"?>\n<html><body/></html>\n', Expected("ParseError", "parse", "file")),
-    "deep_nesting.nml": (HEAD + "<notes>" * 100_000 + "</notes>" * 100_000 + TAIL, Expected("ParseError", "parse", "file")),
+    "deep_nesting.nml": (
+        HEAD + "<notes>" * 100_000 + "</notes>" * 100_000 + TAIL,
+        Expected("ParseError", "parse", "file"),
+    ),
     "billion_laughs.nml": (_BILLION_LAUGHS, Expected("ParseError", "parse", "file")),
-    "external_entity.nml": ('<?xml version="1.0"?>\n<!DOCTYPE neuroml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
-                            '<neuroml id="x"><notes>&xxe;</notes></neuroml>\n', Expected("ParseError", "parse", "file")),
-    "external_parameter_entity.nml": ('<?xml version="1.0"?>\n<!DOCTYPE neuroml [<!ENTITY % ext SYSTEM '
-                                      '"http://127.0.0.1:9/evil.dtd"> %ext;]>\n<neuroml id="x"/>\n',
-                                      Expected("ParseError", "parse", "file")),
+    "external_entity.nml": (
+        '<?xml version="1.0"?>\n<!DOCTYPE neuroml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+        '<neuroml id="x"><notes>&xxe;</notes></neuroml>\n',
+        Expected("ParseError", "parse", "file"),
+    ),
+    "external_parameter_entity.nml": (
+        '<?xml version="1.0"?>\n<!DOCTYPE neuroml [<!ENTITY % ext SYSTEM '
+        '"http://127.0.0.1:9/evil.dtd"> %ext;]>\n<neuroml id="x"/>\n',
+        Expected("ParseError", "parse", "file"),
+    ),
     # A DTD reference without entities is harmless: it must convert, without fetching (port 9 would refuse).
-    "dtd_fetch.nml": ('<?xml version="1.0"?>\n<!DOCTYPE neuroml SYSTEM "http://127.0.0.1:9/neuroml.dtd">\n'
-                      + doc(channel()).split("\n", 1)[1], Expected("", "", "converted")),
+    "dtd_fetch.nml": (
+        '<?xml version="1.0"?>\n<!DOCTYPE neuroml SYSTEM "http://127.0.0.1:9/neuroml.dtd">\n'
+        + doc(channel()).split("\n", 1)[1],
+        Expected("", "", "converted"),
+    ),
     "include_url.nml": (doc('<include href="http://127.0.0.1:9/x.nml"/>'), Expected("IncludeError", "include", "file")),
-    "include_missing.nml": (doc('<include href="no_such_file.nml"/>\n' + channel()), Expected("IncludeError", "include", "file")),
+    "include_missing.nml": (
+        doc('<include href="no_such_file.nml"/>\n' + channel()),
+        Expected("IncludeError", "include", "file"),
+    ),
     "include_cycle_a.nml": (doc('<include href="include_cycle_b.nml"/>'), Expected("IncludeError", "include", "file")),
     "include_cycle_b.nml": (doc('<include href="include_cycle_a.nml"/>'), Expected("IncludeError", "include", "file")),
     "include_self.nml": (doc('<include href="include_self.nml"/>'), Expected("IncludeError", "include", "file")),
     "include_directory.nml": (doc('<include href="."/>'), Expected("IncludeError", "include", "file")),
     "include_etc_passwd.nml": (doc('<include href="/etc/passwd"/>'), Expected("ParseError", "parse", "file")),
     "duplicate_ids.nml": (doc(channel() + "\n" + channel()), Expected("ModelError", "model", "file")),
-    "unknown_gate_child.nml": (doc(channel(inside="\n    <wibble/>")), Expected("UnsupportedError", "unsupported", "channel")),
-    "unknown_channel_child.nml": (doc(channel().replace("</ionChannelHH>", "<fooBar/></ionChannelHH>")),
-                                  Expected("ModelError", "model", "channel")),
-    "unknown_unit.nml": (doc(channel('rate="0.1per_fortnight" midpoint="-55mV" scale="10mV"')), Expected("UnitError", "unit", "channel")),
-    "missing_unit.nml": (doc(channel('rate="0.1" midpoint="-55mV" scale="10mV"')), Expected("UnitError", "unit", "channel")),
-    "wrong_dimension.nml": (doc(channel('rate="0.1mV" midpoint="-55mV" scale="10mV"')), Expected("UnitError", "unit", "channel")),
-    "nan_parameter.nml": (doc(channel('rate="NaNper_ms" midpoint="-55mV" scale="10mV"')), Expected("UnitError", "unit", "channel")),
-    "inf_parameter.nml": (doc(channel('rate="infper_ms" midpoint="-55mV" scale="10mV"')), Expected("UnitError", "unit", "channel")),
-    "huge_parameter.nml": (doc(channel('rate="1e308per_ms" midpoint="-55mV" scale="10mV"')), Expected("UnitError", "unit", "channel")),
-    "zero_scale.nml": (doc(channel('rate="0.1per_ms" midpoint="-55mV" scale="0mV"')), Expected("TableError", "table", "channel")),
-    "missing_attribute.nml": (doc(channel('rate="0.1per_ms" midpoint="-55mV"')), Expected("ModelError", "model", "channel")),
+    "unknown_gate_child.nml": (
+        doc(channel(inside="\n    <wibble/>")),
+        Expected("UnsupportedError", "unsupported", "channel"),
+    ),
+    "unknown_channel_child.nml": (
+        doc(channel().replace("</ionChannelHH>", "<fooBar/></ionChannelHH>")),
+        Expected("ModelError", "model", "channel"),
+    ),
+    "unknown_unit.nml": (
+        doc(channel('rate="0.1per_fortnight" midpoint="-55mV" scale="10mV"')),
+        Expected("UnitError", "unit", "channel"),
+    ),
+    "missing_unit.nml": (
+        doc(channel('rate="0.1" midpoint="-55mV" scale="10mV"')),
+        Expected("UnitError", "unit", "channel"),
+    ),
+    "wrong_dimension.nml": (
+        doc(channel('rate="0.1mV" midpoint="-55mV" scale="10mV"')),
+        Expected("UnitError", "unit", "channel"),
+    ),
+    "nan_parameter.nml": (
+        doc(channel('rate="NaNper_ms" midpoint="-55mV" scale="10mV"')),
+        Expected("UnitError", "unit", "channel"),
+    ),
+    "inf_parameter.nml": (
+        doc(channel('rate="infper_ms" midpoint="-55mV" scale="10mV"')),
+        Expected("UnitError", "unit", "channel"),
+    ),
+    "huge_parameter.nml": (
+        doc(channel('rate="1e308per_ms" midpoint="-55mV" scale="10mV"')),
+        Expected("UnitError", "unit", "channel"),
+    ),
+    "zero_scale.nml": (
+        doc(channel('rate="0.1per_ms" midpoint="-55mV" scale="0mV"')),
+        Expected("TableError", "table", "channel"),
+    ),
+    "missing_attribute.nml": (
+        doc(channel('rate="0.1per_ms" midpoint="-55mV"')),
+        Expected("ModelError", "model", "channel"),
+    ),
     "negative_tau.nml": (tau_inf("-1ms"), Expected("TableError", "table", "channel")),
     "zero_tau.nml": (tau_inf("0ms"), Expected("TableError", "table", "channel")),
-    "python_expression.nml": (custom_rate("__import__('os').system('touch pwned')"), Expected("ExpressionError", "expression", "file")),
-    "unbalanced_parentheses.nml": (custom_rate("exp((v/VOLT_SCALE)/TIME_SCALE"), Expected("ExpressionError", "expression", "file")),
-    "unknown_function.nml": (custom_rate("system(v/VOLT_SCALE)/TIME_SCALE"), Expected("ExpressionError", "expression", "file")),
-    "undefined_symbol.nml": (custom_rate("exp(v/nowhere)/TIME_SCALE"), Expected("ExpressionError", "expression", "channel")),
-    "huge_expression.nml": (custom_rate("+".join(["v/VOLT_SCALE"] * 3000) + "/TIME_SCALE"),
-                            Expected("ExpressionError", "expression", "file")),
-    "deep_expression.nml": (custom_rate("(" * 400 + "v/VOLT_SCALE" + ")" * 400 + "/TIME_SCALE"),
-                            Expected("ExpressionError", "expression", "file")),
-    "huge_instances.nml": (doc(channel().replace('instances="4"', 'instances="1e9"')), Expected("ModelError", "model", "channel")),
+    "python_expression.nml": (
+        custom_rate("__import__('os').system('touch pwned')"),
+        Expected("ExpressionError", "expression", "file"),
+    ),
+    "unbalanced_parentheses.nml": (
+        custom_rate("exp((v/VOLT_SCALE)/TIME_SCALE"),
+        Expected("ExpressionError", "expression", "file"),
+    ),
+    "unknown_function.nml": (
+        custom_rate("system(v/VOLT_SCALE)/TIME_SCALE"),
+        Expected("ExpressionError", "expression", "file"),
+    ),
+    "undefined_symbol.nml": (
+        custom_rate("exp(v/nowhere)/TIME_SCALE"),
+        Expected("ExpressionError", "expression", "channel"),
+    ),
+    "huge_expression.nml": (
+        custom_rate("+".join(["v/VOLT_SCALE"] * 3000) + "/TIME_SCALE"),
+        Expected("ExpressionError", "expression", "file"),
+    ),
+    "deep_expression.nml": (
+        custom_rate("(" * 400 + "v/VOLT_SCALE" + ")" * 400 + "/TIME_SCALE"),
+        Expected("ExpressionError", "expression", "file"),
+    ),
+    "huge_instances.nml": (
+        doc(channel().replace('instances="4"', 'instances="1e9"')),
+        Expected("ModelError", "model", "channel"),
+    ),
     # Channel ids are file names in the output: a hostile id must stay inside its folder.
     "path_traversal_id.nml": (doc(channel(cid="../../../../tmp/escaped")), Expected("", "", "converted")),
 }
