@@ -235,39 +235,38 @@ def test_concentration_and_kinetic_channels_in_cython(kca_file, ks_file):
     assert np.allclose(cython_run.fopen_L, numpy_run.fopen_L, rtol=1e-9, atol=1e-12)
 
 
+def _mixed_run(kca, ks):
+    """Both channels in one group, v and Ca_i fixed, 2 ms; returns (c_C, fopen_L) traces."""
+    import brian2 as b2
+
+    b2.defaultclock.dt = 0.025 * b2.ms
+    eqs = b2.Equations("v : volt\nCa_i : mmolar") + kca.equations + ks.equations
+    group = b2.NeuronGroup(2, eqs, namespace={**kca.namespace, **ks.namespace}, method="exponential_euler",
+                           name="mixed_cells")  # fmt: skip
+    group.v = [-0.05, 0.01] * b2.volt
+    group.Ca_i = [2e-4, 3e-3] * b2.mmolar
+    kca.init(group)
+    ks.init(group)
+    monitor = b2.StateMonitor(group, ["c_C", "fopen_L"], record=True, name="mixed_monitor")
+    b2.run(2 * b2.ms)
+    return np.array(monitor.c_C), np.array(monitor.fopen_L)
+
+
 @pytest.mark.cpp_standalone
 def test_concentration_and_kinetic_channels_in_cpp_standalone(kca_file, ks_file, standalone_device):
     import brian2 as b2
 
-    lut = nml2lut.load_channel(kca_file, name="C")
+    kca = nml2lut.load_channel(kca_file, name="C")
     ks = nml2lut.load_channel(ks_file, name="L", dt="0.025ms")
-    b2.defaultclock.dt = 0.025 * b2.ms
-    eqs = b2.Equations("v : volt\nCa_i : mmolar") + lut.equations + ks.equations
-    group = b2.NeuronGroup(2, eqs, namespace={**lut.namespace, **ks.namespace}, method="exponential_euler",
-                           name="mixed_cells")  # fmt: skip
-    group.v = [-0.05, 0.01] * b2.volt
-    group.Ca_i = [2e-4, 3e-3] * b2.mmolar
-    lut.init(group)
-    ks.init(group)
-    monitor = b2.StateMonitor(group, ["c_C", "fopen_L"], record=True, name="mixed_monitor")
-    b2.run(2 * b2.ms)
-    standalone = (np.array(monitor.c_C), np.array(monitor.fopen_L))
+    standalone = _mixed_run(kca, ks)
     b2.device.reinit()
     b2.device.activate()
     b2.set_device("runtime")
     b2.start_scope()
     b2.prefs.codegen.target = "numpy"
-    b2.defaultclock.dt = 0.025 * b2.ms
-    group = b2.NeuronGroup(2, eqs, namespace={**lut.namespace, **ks.namespace}, method="exponential_euler",
-                           name="mixed_cells")  # fmt: skip
-    group.v = [-0.05, 0.01] * b2.volt
-    group.Ca_i = [2e-4, 3e-3] * b2.mmolar
-    lut.init(group)
-    ks.init(group)
-    monitor = b2.StateMonitor(group, ["c_C", "fopen_L"], record=True, name="mixed_monitor")
-    b2.run(2 * b2.ms)
-    assert np.allclose(standalone[0], monitor.c_C, rtol=1e-9, atol=1e-12)
-    assert np.allclose(standalone[1], monitor.fopen_L, rtol=1e-9, atol=1e-12)
+    numpy_run = _mixed_run(kca, ks)
+    assert np.allclose(standalone[0], numpy_run[0], rtol=1e-9, atol=1e-12)
+    assert np.allclose(standalone[1], numpy_run[1], rtol=1e-9, atol=1e-12)
 
 
 VSHIFT = """
