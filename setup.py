@@ -59,7 +59,7 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "cython>=3", "pytest-xdist"],
+        "test": ["pytest>=8", "hypothesis>=6", "cython>=3", "pytest-xdist", "dask[distributed]"],
         "dask": ["dask[distributed]"],
     },
     entry_points={"console_scripts": ["nml2lut = nml2lut.cli:main"]},

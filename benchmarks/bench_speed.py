@@ -88,11 +88,12 @@ def _simulate(model: str, target: str, variant: str, neurons: int, duration: flo
     if variant == "lut4brian":
         import lut4brian_network
 
-        group, monitor = lut4brian_network.build(neurons)
+        objects, monitor = lut4brian_network.build(neurons)
     else:
-        group, monitor, _ = models.BUILDERS[model](neurons, models.VARIANTS[variant])
+        objects, monitor, _ = models.BUILDERS[model](neurons, models.VARIANTS[variant])
+    net = b2.Network(objects)
     if target == "cpp_standalone":
-        b2.run(duration * b2.second)
+        net.run(duration * b2.second)
         start = time.perf_counter()
         b2.device.build(directory=str(project), compile=True, run=False)
         built = time.perf_counter() - start
@@ -102,10 +103,10 @@ def _simulate(model: str, target: str, variant: str, neurons: int, duration: flo
         info = {"build_seconds": built, "project": str(project)}
     else:
         start = time.perf_counter()
-        b2.run(WARMUP * b2.second)
+        net.run(WARMUP * b2.second)
         info = {"warmup_seconds": time.perf_counter() - start}
         start = time.perf_counter()
-        b2.run((duration - WARMUP) * b2.second)
+        net.run((duration - WARMUP) * b2.second)
         seconds = (time.perf_counter() - start) * duration / (duration - WARMUP)  # per full duration
     return {"seconds": seconds, "i": monitor.i[:].tolist(), "t": (monitor.t[:] / b2.second).tolist(), "info": info}
 
@@ -205,51 +206,55 @@ def _row(model, target, variant, r, ref, neurons, duration) -> dict:
     return row
 
 
-def bench_model(model: str, args, log) -> dict:
-    size = dict(QUICK[model] if args.quick else {"neurons": models.SIZES[model]["neurons"],
-                                                 "duration": models.SIZES[model]["duration"]})  # fmt: skip
+def _size(model: str, target: str, args) -> tuple[int, float, str | None]:
+    full = {"neurons": models.SIZES[model]["neurons"], "duration": models.SIZES[model]["duration"]}
+    size = dict(QUICK[model] if args.quick else full)
     if args.neurons:
         size["neurons"] = args.neurons
     if args.duration:
         size["duration"] = args.duration * 1e-3
+    neurons, duration, note = size["neurons"], size["duration"], None
+    if target == "numpy" and not args.quick:
+        neurons = args.numpy_neurons or min(neurons, NUMPY_DEFAULT[model]["neurons"])
+        duration = args.numpy_duration * 1e-3 if args.numpy_duration else min(duration, NUMPY_DEFAULT[model]["duration"])
+    if (neurons, duration) != (full["neurons"], full["duration"]) and not args.quick:
+        note = (f"{target}: {neurons} cells, {duration * 1e3:g} ms instead of {full['neurons']} cells, "
+                f"{full['duration'] * 1e3:g} ms (time budget); speed-ups are against exact at the same size")  # fmt: skip
+    return neurons, duration, note
+
+
+def bench_target_rows(model: str, target: str, args, log) -> dict:
+    """The rows of one target of one model (variants, lut4brian or the C reference)."""
     names = args.variants or [*models.VARIANTS, *EXTRA.get(model, {})]
-    rows, notes = [], []
+    notes = []
     missing = _lut4brian_check(model, names)
     if missing:
-        notes.append(missing)
         names = [n for n in names if n != "lut4brian"]
+        if target in EXTRA["a"]["lut4brian"][0]:
+            notes.append(missing)
+    neurons, duration, note = _size(model, target, args)
+    if note:
+        notes.append(note)
+    variants = _variants_for(model, target, names)
+    if models.REFERENCE not in variants:
+        variants.insert(0, models.REFERENCE)
+    log(f"model {model}, {target}: {neurons} cells, {duration * 1e3:g} ms, variants {', '.join(variants)}")
     with tempfile.TemporaryDirectory(prefix="nml2lut-bench-") as scratch:
-        c_ref = None
-        for target in args.targets:
-            neurons, duration = size["neurons"], size["duration"]
-            if target == "numpy" and not args.quick:
-                neurons = args.numpy_neurons or min(neurons, NUMPY_DEFAULT[model]["neurons"])
-                duration = (args.numpy_duration * 1e-3) if args.numpy_duration else min(
-                    duration, NUMPY_DEFAULT[model]["duration"])  # fmt: skip
-                if (neurons, duration) != (size["neurons"], size["duration"]):
-                    notes.append(f"numpy rows: {neurons} cells, {duration * 1e3:g} ms (the full size takes too long "
-                                 "on this target); speed-ups are against exact at the same size")  # fmt: skip
-            variants = _variants_for(model, target, names)
-            if models.REFERENCE not in variants:
-                variants.insert(0, models.REFERENCE)
-            log(f"model {model}, {target}: {neurons} cells, {duration * 1e3:g} ms, variants {', '.join(variants)}")
-            results = bench_target(model, target, variants, neurons, duration, args.repeats, Path(scratch), log)
-            ref = results.get(models.REFERENCE)
-            for variant, r in results.items():
-                row = _row(model, target, variant, r, ref, neurons, duration)
-                rows.append(row)
-                if variant == "c_reference" and row["available"]:
-                    c_ref = row
-        if c_ref is not None:
-            for row in rows:
-                same_size = row.get("neurons") == c_ref["neurons"] and row.get("duration_ms") == c_ref["duration_ms"]
-                if row.get("available") and same_size:
-                    row["vs_c_reference"] = row["median"] / c_ref["median"]
-    return {"rows": rows, "notes": notes, "neurons": size["neurons"], "duration_ms": size["duration"] * 1e3}
+        results = bench_target(model, target, variants, neurons, duration, args.repeats, Path(scratch), log)
+    ref = results.get(models.REFERENCE)
+    rows = [_row(model, target, variant, r, ref, neurons, duration) for variant, r in results.items()]
+    c_ref = next((r for r in rows if r["variant"] == "c_reference" and r["available"]), None)
+    if c_ref is not None:
+        for row in rows:
+            if row["available"]:
+                row["vs_c_reference"] = row["median"] / c_ref["median"]
+    if args.repeats < 3:
+        notes.append(f"{args.repeats} run(s) per row (--repeats {args.repeats})")
+    return {"rows": rows, "notes": notes, "neurons": neurons, "duration_ms": duration * 1e3}
 
 
-def print_table(model: str, section: dict) -> None:
-    print(f"\n{TITLES[model]}")
+def print_table(model: str, target: str, section: dict) -> None:
+    print(f"\n{TITLES[model]}: {target}")
     print(f"{'target':15s} {'variant':12s} {'cells':>6s} {'ms':>6s} {'time (s)':>9s} {'vs exact':>9s} {'vs C':>6s} "
           f"{'spikes':>8s} {'count!=':>7s} {'max|dt| ms':>10s}  raster")  # fmt: skip
     for r in section["rows"]:
@@ -301,13 +306,15 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = report.machine()
     for model in ("a", "b") if args.model == "all" else (args.model,):
-        load_before = report.load_average()
-        section = bench_model(model, args, log)
-        section.update(title=TITLES[model], description=DESCRIPTIONS[model], command=report.command(argv),
-                       machine=machine, load_before=load_before, load_after=report.load_average())  # fmt: skip
-        print_table(model, section)
-        if not (args.quick or args.no_write):
-            report.update(f"model_{model}", section)
+        for target in args.targets:
+            load_before = report.load_average()
+            part = bench_target_rows(model, target, args, log)
+            part.update(command=report.command(argv), machine=machine, load_before=load_before,
+                        load_after=report.load_average())  # fmt: skip
+            print_table(model, target, part)
+            if not (args.quick or args.no_write):
+                header = {"title": TITLES[model], "description": DESCRIPTIONS[model]}
+                report.update_target(f"model_{model}", header, target, part)
     return 0
 
 

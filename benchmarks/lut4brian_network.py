@@ -76,7 +76,7 @@ def tables() -> tuple[float, float, float, np.ndarray]:
 
 
 def build(n: int, network: models.Network | None = None):
-    """lut4brian's network in the current Brian2 device; returns (group, spike monitor).
+    """lut4brian's network in the current Brian2 device; returns (Brian2 objects, spike monitor).
 
     The working directory must be a scratch directory, and the one lut4brian
     was imported in.
@@ -86,7 +86,7 @@ def build(n: int, network: models.Network | None = None):
 
     import lut4brian.lut4brian as lut
 
-    included = lut.lutinterpol.implementations["cpp"].compiler_kwargs.get("include_dirs", [])
+    included = lut.lutinterpol.implementations["cpp"].compiler_kwds.get("include_dirs", [])
     if os.getcwd() not in included:
         raise RuntimeError(f"lut4brian was imported in {included}, not in the working directory {os.getcwd()}")
     network = models.network_a(n) if network is None else network
@@ -107,7 +107,8 @@ def build(n: int, network: models.Network | None = None):
     if network.pre.size:
         synapses.connect(i=network.pre, j=network.post)
         synapses.delay = network.delay * b2.second
-    return group, b2.SpikeMonitor(group, name="spikes")
+    monitor = b2.SpikeMonitor(group, name="spikes")
+    return [group, synapses, monitor], monitor
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,7 +199,7 @@ def _set_parameters(group, specs) -> None:
 
 
 def build_b(n: int, variant: Variant):
-    """Model (b) in the current Brian2 device; returns (group, spike monitor, channels)."""
+    """Model (b) in the current Brian2 device; returns (Brian2 objects, spike monitor, channels)."""
     import brian2 as b2
 
     b2.defaultclock.dt = B["dt"] * b2.second  # before loading: a variant may tabulate for dt
@@ -216,11 +216,12 @@ def build_b(n: int, variant: Variant):
     )
     for channel in channels:
         channel.init(group)
-    return group, b2.SpikeMonitor(group, name="spikes"), channels
+    monitor = b2.SpikeMonitor(group, name="spikes")
+    return [group, monitor], monitor, channels
 
 
 def build_a(n: int, variant: Variant, network: Network | None = None):
-    """Model (a) in the current Brian2 device; returns (group, spike monitor, channels)."""
+    """Model (a) in the current Brian2 device; returns (Brian2 objects, spike monitor, channels)."""
     import brian2 as b2
 
     network = network_a(n) if network is None else network
@@ -245,7 +246,8 @@ def build_a(n: int, variant: Variant, network: Network | None = None):
     if network.pre.size:  # a tiny --quick network may have none
         synapses.connect(i=network.pre, j=network.post)
         synapses.delay = network.delay * b2.second
-    return group, b2.SpikeMonitor(group, name="spikes"), channels
+    monitor = b2.SpikeMonitor(group, name="spikes")
+    return [group, synapses, monitor], monitor, channels
 
 
 BUILDERS = {"a": build_a, "b": build_b}

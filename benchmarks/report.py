@@ -76,6 +76,15 @@ def update(key: str, section: dict, path_json: Path = RESULTS_JSON, path_md: Pat
     path_md.write_text(render(data))
 
 
+def update_target(model_key: str, header: dict, target: str, part: dict) -> None:
+    """Store the rows of one target of one model, keeping the other targets' rows."""
+    data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    section = data.get(model_key, {})
+    section.update(header)
+    section.setdefault("targets", {})[target] = part
+    update(model_key, section)
+
+
 def _fmt(x, spec: str = ".3g", none: str = "-") -> str:
     if x is None:
         return none
@@ -89,8 +98,10 @@ def _speed_table(section: dict) -> list[str]:
     has_raster = any("raster" in r for r in section["rows"])
     head = ["target", "variant", "cells", "simulated (ms)", "run time (s)", "speed-up vs exact"]
     head += ["time / C reference"] if has_c else []
-    head += ["spikes", "neurons with other spike count", "max abs spike-time diff (ms), equal counts"]
-    head += ["first divergence (ms)", "spikes matched within 0.1 ms", "rate (Hz)", "pop. rate corr."] if has_raster else []
+    head += ["spikes", "max abs spike-time diff (ms), cells with equal counts", "cells with other count",
+             "their common spikes: max diff (ms)", "earliest extra spike (ms)"]  # fmt: skip
+    if has_raster:
+        head += ["first divergence (ms)", "spikes matched within 0.1 ms", "rate (Hz)", "pop. rate corr."]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in section["rows"]:
         if not r.get("available", True):
@@ -104,7 +115,8 @@ def _speed_table(section: dict) -> list[str]:
         if has_c:
             cells.append(_fmt(r.get("vs_c_reference"), ".2f"))
         s = r.get("spikes_vs_exact") or {}
-        cells += [str(r["spikes"]), _fmt(s.get("count_mismatches"), "d"), _fmt(s.get("max_dt_ms"), ".4f")]
+        cells += [str(r["spikes"]), _fmt(s.get("max_dt_ms"), ".4f"), _fmt(s.get("count_mismatches"), "d"),
+                  _fmt(s.get("mismatched_common_max_dt_ms"), ".3f"), _fmt(s.get("earliest_extra_spike_ms"), ".2f")]
         if has_raster:
             x = r.get("raster") or {}
             cells += [_fmt(x.get("first_divergence_ms"), ".1f", "never"), _fmt(x.get("matched_fraction"), ".3f"),
@@ -122,14 +134,19 @@ def render(data: dict) -> str:
            "and dt.", ""]  # fmt: skip
     for key in sorted(k for k in data if k.startswith("model_")):
         section = data[key]
-        out += [f"## {section['title']}", "", f"Command: `{section['command']}`", ""]
-        out += [f"Machine: {section['machine']['processor']}, {section['machine']['cpu_count']} CPUs "
-                f"(os.cpu_count), {section['machine']['platform']}, Python {section['machine']['python']}, "
-                f"brian2 {section['machine']['brian2']}, gcc {section['machine'].get('gcc')}; load average "
-                f"{section['load_before']} before, {section['load_after']} after.", ""]  # fmt: skip
-        out += [section["description"], ""]
-        out += _speed_table(section) + [""]
-        out += [f"- {note}" for note in section.get("notes", [])] + [""]
+        out += [f"## {section['title']}", "", section["description"], ""]
+        for target in ("cpp_standalone", "cython", "numpy"):
+            part = section.get("targets", {}).get(target)
+            if part is None:
+                continue
+            m = part["machine"]
+            out += [f"### {target}", "", f"Command: `{part['command']}`", "",
+                    f"Machine: {m['processor']}, {m['cpu_count']} CPUs (os.cpu_count), {m['platform']}, Python "
+                    f"{m['python']}, brian2 {m['brian2']}, nml2lut {m.get('nml2lut')}, gcc {m.get('gcc')}; load "
+                    f"average {part['load_before']} before, {part['load_after']} after.", ""]  # fmt: skip
+            out += _speed_table(part) + [""]
+            out += [f"- {note}" for note in part.get("notes", [])]
+            out += [""] if part.get("notes") else []
     if "tables" in data:
         t = data["tables"]
         out += ["## Building the tables of the corpus", "", f"Command: `{t['command']}`", ""]

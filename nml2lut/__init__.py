@@ -19,6 +19,8 @@ update (installed by ``.init(group)``) whatever the method.
 """
 
 from .channel import LoadedChannel, load_channel, load_channels
+from .codec import StoreError
+from .store import load_tables, save_channel
 from .errors import (
     ChannelNotFoundError,
     ExpressionError,
@@ -36,6 +38,9 @@ __all__ = [
     "METHOD",
     "load_channel",
     "load_channels",
+    "load_tables",
+    "save_channel",
+    "StoreError",
     "LoadedChannel",
     "Nml2LutError",
     "ParseError",

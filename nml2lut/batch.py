@@ -59,6 +59,13 @@ class FileOutcome:
     note: str = ""
     seconds: float = 0.0
     artefacts: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    warnings: list[dict] = field(default_factory=list)
+
+
+def _warning_records(caught) -> list[dict]:
+    """Warnings as report entries, each distinct one once, in order."""
+    records = [{"type": w.category.__name__, "message": str(w.message)} for w in caught]
+    return [dict(t) for t in dict.fromkeys(tuple(r.items()) for r in records)]
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,14 @@ class ConvertTask:
         return FileOutcome(self.rel, "failed", error)
 
     def run(self) -> FileOutcome:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            outcome = self._run()
+        # Warnings of the file itself (its channels keep their own): reported, never printed by a worker.
+        outcome.warnings = _warning_records(caught)
+        return outcome
+
+    def _run(self) -> FileOutcome:
         from .parse import read_library
 
         start = time.perf_counter()
@@ -139,7 +154,7 @@ class ConvertTask:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 loaded = _load_source(library, source, self.options)
-            notes = [{"type": w.category.__name__, "message": str(w.message)} for w in caught]
+            notes = _warning_records(caught)
             metadata = {
                 "source": {"path": self.rel, "channel": source.id, "line": source.line},
                 "hash": digest,
@@ -210,21 +225,28 @@ def _up_to_date(entry: Entry, folder: Path, options: Options) -> dict | None:
     record = _read_record(folder / RECORD)
     if not record or record.get("nml2lut_version") != __version__ or record.get("options") != options.as_json():
         return None
-    base = entry.path.resolve().parent
     try:
-        digest = content_hash(entry.path, [base / d for d in record["dependencies"]], options)
-        channels = list(record["channels"])
-    except (OSError, KeyError, TypeError, ValueError):
+        return record if _still_valid(record, entry, folder, options) else None
+    except (OSError, AttributeError, KeyError, TypeError, ValueError):  # a damaged record: convert again
         return None
-    if digest != record.get("hash") or (record.get("error") or {}).get("category") in RETRIED:
-        return None
-    for channel in channels:
-        if channel.get("status") == "failed":
-            if (channel.get("error") or {}).get("category") in RETRIED:
-                return None
-        elif (_intact(folder, channel.get("stem", "")) or {}).get("hash") != digest:
-            return None
-    return record
+
+
+def _still_valid(record: dict, entry: Entry, folder: Path, options: Options) -> bool:
+    base = entry.path.resolve().parent
+    digest = content_hash(entry.path, [base / d for d in record["dependencies"]], options)
+    if digest != record["hash"] or record["status"] not in ("converted", "failed"):
+        return False
+    if (record.get("error") or {}).get("category") in RETRIED:
+        return False
+    for channel in record["channels"]:
+        if not isinstance(channel["id"], str) or not isinstance(channel["stem"], str):
+            return False
+        if channel["status"] == "failed":
+            if channel["error"]["category"] in RETRIED:
+                return False
+        elif channel["status"] != "converted" or (_intact(folder, channel["stem"]) or {}).get("hash") != digest:
+            return False
+    return True
 
 
 def _channel_report(channel: dict, out: Path, folder: Path) -> dict:
@@ -249,6 +271,7 @@ def _file_report(entry: Entry, data: dict, out: Path, folder: Path, up_to_date: 
         "error": data.get("error"),
         "channels": [_channel_report(c, out, folder) for c in channels],
         "note": data.get("note", ""),
+        "warnings": data.get("warnings", []),
         "hash": data.get("hash"),
         "dependencies": data.get("dependencies", []),
         "up_to_date": up_to_date,
@@ -262,12 +285,27 @@ def _file_report(entry: Entry, data: dict, out: Path, folder: Path, up_to_date: 
 def _outcome_data(outcome: FileOutcome) -> dict:
     return {
         k: getattr(outcome, k)
-        for k in ("rel", "status", "error", "hash", "dependencies", "channels", "note", "seconds")
+        for k in ("rel", "status", "error", "hash", "dependencies", "channels", "note", "warnings", "seconds")
     }
+
+
+def _recorded(channel: dict) -> dict:
+    """A channel as its file's record keeps it: no time, and "converted" whether converted now or before."""
+    kept = {k: v for k, v in channel.items() if k != "seconds"}
+    if kept["status"] == "up-to-date":
+        kept["status"] = "converted"
+    return kept
 
 
 def _store(outcome: FileOutcome, folder: Path, options: Options) -> None:
     """Write a file's new channels, then its record; remove outputs of channels it no longer has."""
+    for channel in outcome.channels:  # kept from an earlier run: its measurements are in its JSON
+        if channel["status"] == "up-to-date":
+            meta = read_metadata(folder / f"{channel['stem']}.json")
+            grid = meta.get("grid") or {}
+            channel.update(
+                max_error=meta.get("max_error"), grid_points=grid.get("n"), warnings=meta.get("warnings", [])
+            )
     for stem, (npz, text) in sorted(outcome.artefacts.items()):
         atomic_write(folder / f"{stem}.npz", npz)
         atomic_write(folder / f"{stem}.json", text)
@@ -279,7 +317,7 @@ def _store(outcome: FileOutcome, folder: Path, options: Options) -> None:
         "nml2lut_version": __version__,
         "options": options.as_json(),
         **_outcome_data(outcome),
-        "channels": [{k: v for k, v in c.items() if k != "seconds"} for c in outcome.channels],
+        "channels": [_recorded(c) for c in outcome.channels],
     }
     del record["seconds"]  # records are deterministic: times belong to the run's report
     current = {c["stem"] for c in outcome.channels if c["status"] != "failed"}
@@ -405,8 +443,11 @@ def convert(
     found = discover(paths, exclude=[out])
     converter = _Converter(found, out, options, force, progress)
     tasks = [task for entry in found.entries for task in converter.plan(entry)]
-    if tasks:
+    try:
         out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BatchError(f"cannot create the output directory {out}: {err.strerror}") from err
+    if tasks:
         run_tasks(tasks, converter.done, jobs=jobs, timeout=timeout, memory=memory, scheduler=scheduler)
     files = [converter.files[rel] for rel in sorted(converter.files)]
     report = {
@@ -421,6 +462,5 @@ def convert(
         "files": files,
         "seconds": time.perf_counter() - start,
     }
-    out.mkdir(parents=True, exist_ok=True)
     write_report(out, report, convert_markdown(report))
     return report

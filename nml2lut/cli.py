@@ -210,6 +210,9 @@ def _failure_lines(summary: dict) -> list[str]:
             )
             parts.append(f"{name} {count}{detail}")
         lines.append("  failures: " + ", ".join(parts))
+    if summary.get("channel_warnings_by_type"):
+        counts = ", ".join(f"{k} {v}" for k, v in summary["channel_warnings_by_type"].items())
+        lines.append(f"  warnings: {counts} (channels converted; see the report)")
     return lines
 
 
@@ -361,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Nml2LutError as err:
         print(f"nml2lut: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # e.g. a report or plot that cannot be written
+        print(f"nml2lut {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nml2lut: interrupted; what was finished is kept (run again to resume)", file=sys.stderr)

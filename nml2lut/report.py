@@ -125,6 +125,7 @@ def summarise(files: list[dict], channel_statuses: tuple[str, ...] = ("converted
         "failures_by_category": _counted(e["category"] for e in failures),
         "unsupported_features": _counted(e["feature"] for e in failures if e.get("feature")),
         "skipped_reasons": dict(sorted(skipped.items())),
+        "channel_warnings_by_type": _counted(w["type"] for c in channels for w in c.get("warnings") or ()),
     }
 
 
@@ -161,6 +162,13 @@ def _error_text(err: dict | None) -> str:
     return f"{err['type']}{feature}: {err['message']}"
 
 
+def _warning_text(warnings: list[dict] | None) -> str:
+    if not warnings:
+        return ""
+    more = f" (and {len(warnings) - 1} more warnings)" if len(warnings) > 1 else ""
+    return f"warning: {warnings[0]['type']}: {warnings[0]['message']}{more}"
+
+
 def _counts_table(summary: dict) -> list[str]:
     lines = ["| | total | converted | up to date | failed | skipped |", "|---|---:|---:|---:|---:|---:|"]
     f, c = summary["files"], summary["channels"]
@@ -181,13 +189,19 @@ def _failure_lines(summary: dict) -> list[str]:
     if summary["unsupported_features"]:
         features = ", ".join(f"{k} {v}" for k, v in summary["unsupported_features"].items())
         lines += ["", f"Unsupported features: {features}."]
+    if summary.get("channel_warnings_by_type"):
+        counts = ", ".join(f"{k} {v}" for k, v in summary["channel_warnings_by_type"].items())
+        grid = (
+            " (GridWarning: the tolerance was not met)" if "GridWarning" in summary["channel_warnings_by_type"] else ""
+        )
+        lines += ["", f"Channels converted with warnings: {counts}{grid}."]
     return lines
 
 
 def convert_markdown(report: dict) -> str:
     """The human summary of a ``convert`` report: counts, then one row per file and channel."""
     summary = report["summary"]
-    options = ", ".join(f"{k} {v}" for k, v in sorted(report["options"].items()))
+    options = ", ".join(f"{k} {v}" for k, v in sorted(report["options"].items()) if v is not None) or "defaults"
     lines = [
         "# nml2lut convert",
         "",
@@ -211,9 +225,11 @@ def convert_markdown(report: dict) -> str:
             text = _error_text(f.get("error")) or f.get("note", "")
             lines.append(f"| {_cell(f['path'], 200)} | | {f['status']} | | | {f['seconds']:.2f} | {_cell(text, 300)} |")
         for c in f["channels"]:
+            text = _error_text(c.get("error")) or _warning_text(c.get("warnings"))
             lines.append(
-                f"| {_cell(f['path'], 200)} | {_cell(c['id'])} | {c['status']} | {_number(c.get('max_error'))} "
-                f"| {c.get('grid_points') or ''} | {c['seconds']:.2f} | {_cell(_error_text(c.get('error')), 300)} |"
+                f"| {_cell(f['path'], 200)} | {_cell(c['id'])} | {c['status']} "
+                f"| {_number(c.get('max_error')) if c.get('grid_points') else ''} "
+                f"| {c.get('grid_points') or ''} | {c['seconds']:.2f} | {_cell(text, 300)} |"
             )
     if skipped:
         lines += ["", "## Skipped files", "", "| file | reason |", "|---|---|", *skipped]

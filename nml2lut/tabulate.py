@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import numbers
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -47,15 +48,15 @@ _PROBE = 4001  # points on which a curve's largest magnitude is found
 _PENDING = sympy.Function("nml2lut_pending")  # stands for a table until its name (a digest) is known
 
 # Names a NeuronGroup or Synapses defines itself: never constants, whatever the caller's scope holds.
-_INTERNAL = frozenset("t dt t_in_timesteps i j N N_pre N_post N_incoming N_outgoing lastspike not_refractory".split())
+_INTERNAL = frozenset(
+    "t dt t_in_timesteps i j N N_pre N_post N_incoming N_outgoing lastspike not_refractory xi".split()
+)
 
-# Brian2's stateless functions, by the name of their sympy form: (Brian2 name, numpy implementation).
-_FUNCTIONS: dict[str, tuple[str, Callable]] = {
-    **{n: (n, getattr(np, n)) for n in "cos sin tan cosh sinh tanh exp log log10 expm1 log1p sqrt floor sign".split()},
-    "acos": ("arccos", np.arccos), "asin": ("arcsin", np.arcsin), "atan": ("arctan", np.arctan),
-    "ceiling": ("ceil", np.ceil), "Abs": ("abs", np.abs), "clip": ("clip", np.clip),
-    "int_": ("int", lambda x: np.trunc(x)),
-    "exprel": ("exprel", lambda x: np.where(x == 0, 1.0, np.expm1(x) / np.where(x == 0, 1.0, x))),
+# Brian2's stateless functions, by the name of their sympy form, with a numpy implementation.
+_FUNCTIONS: dict[str, Callable] = {
+    **{n: getattr(np, n) for n in "cos sin tan cosh sinh tanh exp log log10 expm1 log1p sqrt floor sign".split()},
+    "acos": np.arccos, "asin": np.arcsin, "atan": np.arctan, "ceiling": np.ceil, "Abs": np.abs, "clip": np.clip,
+    "int_": np.trunc, "exprel": lambda x: np.where(x == 0, 1.0, np.expm1(x) / np.where(x == 0, 1.0, x)),
 }  # fmt: skip
 # Symbols are sympy Booleans too: these are the nodes whose value is a truth value.
 _BOOLEAN = (sympy.core.relational.Relational, sympy.logic.boolalg.BooleanFunction, sympy.logic.boolalg.BooleanAtom)
@@ -177,7 +178,7 @@ def _resolve(identifiers: set[str], namespace: Mapping) -> tuple[dict, dict]:
         if name in DEFAULT_UNITS:
             constants[name] = DEFAULT_UNITS[name]
             continue
-        if name in DEFAULT_FUNCTIONS or name not in namespace or name in _INTERNAL:
+        if name in DEFAULT_FUNCTIONS or name not in namespace or name in _INTERNAL or name.startswith("xi_"):
             continue
         value = namespace[name]
         if isinstance(value, (brian2.Function, np.ndarray, np.generic, numbers.Number)):
@@ -224,6 +225,7 @@ class _Finder:
         self.eqs, self.variable, self.constants = eqs, variable, constants
         self.x = sympy.Symbol(variable, real=True)
         self.inlined: dict[str, sympy.Expr] = {}
+        self.vonly: set[str] = set()  # float subexpressions of the variable and constants alone
         for eq in eqs.ordered:
             if eq.type == SUBEXPRESSION:
                 self.inlined[eq.varname] = self._substitute(str_to_sympy(eq.expr.code))
@@ -241,7 +243,7 @@ class _Finder:
         if isinstance(expr, _BOOLEAN):
             return False
         names = {s.name for s in expr.free_symbols}
-        allowed = {self.variable} | set(self.constants) | getattr(self, "vonly", set())
+        allowed = {self.variable} | set(self.constants) | self.vonly
         return names <= allowed and all(type(f).__name__ in _FUNCTIONS for f in expr.atoms(sympy.Function))
 
     def _costly(self, expr) -> bool:
@@ -254,13 +256,30 @@ class _Finder:
                 return True
         return False
 
+    def _power(self, expr) -> bool:
+        """An integer power (not +-1) of something of the variable: raised at run time, not tabulated.
+
+        ``m_inf**3`` falls three times as steeply as ``m_inf``: it would need a finer
+        grid, a larger table and more cache, to save two multiplications.
+        """
+        return isinstance(expr, sympy.Pow) and expr.exp.is_Integer and abs(expr.exp) > 1 and self._closed(expr.base)
+
+    def _whole(self, expr) -> bool:
+        """Of the variable alone, and one piece: neither a power nor a product with a power in it."""
+        if not self._closed(expr) or self._power(expr):
+            return False
+        return not (isinstance(expr, sympy.Mul) and any(self._power(a) for a in expr.args))
+
     def rewrite(self, expr, where: str, whole: bool = False):
         """``expr`` with its maximal pieces of the variable alone replaced by lookups."""
-        if self._closed(expr):
+        if self._power(expr):  # the table holds the base, or its inverse for a negative power
+            sign = 1 if expr.exp > 0 else -1
+            return self.rewrite(expr.base**sign, where) ** abs(expr.exp)
+        if self._whole(expr):
             return self._piece(expr, where, whole)
-        if isinstance(expr, (sympy.Add, sympy.Mul)):
-            group = [a for a in expr.args if self._closed(a)]
-            rest = [self.rewrite(a, where) for a in expr.args if not self._closed(a)]
+        if isinstance(expr, (sympy.Add, sympy.Mul)):  # the terms or factors of the variable alone, together
+            group = [a for a in expr.args if self._whole(a)]
+            rest = [self.rewrite(a, where) for a in expr.args if a not in group]
             if group:
                 return expr.func(self._piece(expr.func(*group), where, False), *rest)
             return expr.func(*rest)
@@ -299,7 +318,7 @@ class _Finder:
     def run(self) -> dict[str, sympy.Expr | int]:
         """New right-hand sides of the equations that change: an expression, or the column of a whole one."""
         new: dict[str, sympy.Expr | int] = {}
-        for eq in self.eqs.ordered:
+        for eq in self.eqs.values():  # the text's order: deterministic, unlike ties in `ordered`
             if eq.expr is None or eq.varname in self.vonly:
                 continue
             where = f"d{eq.varname}/dt" if eq.type == DIFFERENTIAL_EQUATION else eq.varname
@@ -310,16 +329,19 @@ class _Finder:
         # the others (for monitors and the user), whose columns go to a second table so that
         # the first stays small in the cache.
         done: set[str] = set()
-        ordered = [eq.varname for eq in self.eqs.ordered if eq.varname in self.vonly]
+        ordered = [name for name in self.eqs if name in self.vonly]
         while pending := sorted(self.needed - done) or [n for n in ordered if n not in done]:
             if not self.needed - done and self.n_hot is None:
                 self.n_hot = len(self.pieces)
             name = pending[0]
             done.add(name)
             expr = str_to_sympy(self.eqs[name].expr.code)
-            if self._piece(expr, name, True) != expr:
+            rewritten = self.rewrite(expr, name, whole=True)
+            if self._substitute(expr) in self.columns:  # the whole right-hand side
                 new[name] = k = self.columns[self._substitute(expr)]
-                self.pieces[k]["expression"] = self.eqs[name].expr.code
+                self.pieces[k].update(expression=self.eqs[name].expr.code, whole=True)
+            elif rewritten != expr:  # a power of a piece
+                new[name] = rewritten
         if self.n_hot is None:
             self.n_hot = len(self.pieces)
         return new
@@ -337,7 +359,7 @@ def _numeric(exact: sympy.Expr, x: sympy.Symbol, constants: dict) -> Callable:
         lambda node: isinstance(node, sympy.Function) and type(node).__name__ in _FUNCTIONS,
         lambda node: sympy.Function(type(node).__name__)(*node.args),
     )
-    modules = [{name: impl for name, (_, impl) in _FUNCTIONS.items()}, "numpy"]
+    modules = [_FUNCTIONS, "numpy"]
     function = sympy.lambdify([x, *symbols], opaque, modules=modules, dummify=True)
 
     def curve(v: np.ndarray) -> np.ndarray:
@@ -358,34 +380,39 @@ def _switches(exact: sympy.Expr, x: sympy.Symbol, constants: dict) -> list[Calla
     return [_numeric(c, x, constants) for c in conditions if c.has(x)]
 
 
-def _scaled(curve: Callable, scale: float) -> Callable:
-    return lambda v: curve(v) / scale
-
-
-def _build(pieces, x, constants, x_range, tolerance, n_points) -> tuple[Tables, list[Callable]]:
+def _build(pieces, x, constants, x_range, tolerance, n_points, volts: bool) -> tuple[Tables, list[Callable]]:
     """The table, in SI, and the exact curves.
 
-    `build_tables` refines a grid from a step in volts; another variable (or
-    range) is first scaled so that its range spans as many volts as the
-    default voltage range, and the grid is scaled back afterwards.
+    `build_tables` and `find_breakpoints` work in volts (a first step of
+    0.5 mV, a scan at 0.01 mV): another variable is scaled so that its range
+    spans the default voltage range, and the grid is scaled back afterwards.
     """
     curves = [_numeric(p["exact"], x, constants) for p in pieces]
-    scale = (DEFAULT_RANGE[1] - DEFAULT_RANGE[0]) / (x_range[1] - x_range[0])
-    scaled = [(lambda u, c=c: c(u / scale)) if scale != 1 else c for c in curves]
     switches = [s for p in pieces for s in _switches(p["exact"], x, constants)]
-    breakpoints = [b * scale for b in find_breakpoints(switches, x_range)]
-    tables = _build_scaled(pieces, scaled, (x_range[0] * scale, x_range[1] * scale), tolerance, n_points, breakpoints)
-    if scale != 1:
+    a = 1.0 if volts else (DEFAULT_RANGE[1] - DEFAULT_RANGE[0]) / (x_range[1] - x_range[0])
+    if a != 1.0:
+        curves_a = [lambda u, c=c: c(u / a) for c in curves]
+        switches = [lambda u, s=s: s(u / a) for s in switches]
+    u_range = (x_range[0] * a, x_range[1] * a)
+    note = "" if a == 1.0 else f" (a position u in mV here is {x} = u/{a * 1e3:g} in SI units)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tables = _build_scaled(pieces, curves_a if a != 1.0 else curves, u_range, tolerance, n_points,
+                               find_breakpoints(switches, u_range), note)  # fmt: skip
+    for w in caught:
+        warnings.warn(w.category(f"{w.message}{note}"), stacklevel=3)
+    if a != 1.0:
         grid = tables.grid
         tables = dataclasses.replace(
-            tables, grid=Grid(grid.v_min / scale, grid.v_max / scale, grid.n),
-            errors={k: dataclasses.replace(e, at=e.at / scale) for k, e in tables.errors.items()},
-            breakpoints=tuple(b / scale for b in tables.breakpoints),
+            tables, grid=Grid(grid.v_min / a, grid.v_max / a, grid.n),
+            errors={k: dataclasses.replace(e, at=e.at / a) for k, e in tables.errors.items()},
+            breakpoints=tuple(b / a for b in tables.breakpoints),
         )  # fmt: skip
     return tables, curves
 
 
-def _build_scaled(pieces, curves, x_range, tolerance, n_points, breakpoints) -> Tables:
+def _build_scaled(pieces, curves, x_range, tolerance, n_points, breakpoints, note) -> Tables:
+    """Tables of ``curves``, each divided by ERROR_FLOOR x its peak for the error measure, then rescaled."""
     probe = np.linspace(*x_range, _PROBE)
     scales = []
     for curve in curves:
@@ -396,11 +423,11 @@ def _build_scaled(pieces, curves, x_range, tolerance, n_points, breakpoints) -> 
     names = [f"column {k} ({', '.join(p['where'])})" for k, p in enumerate(pieces)]
     try:
         tables = build_tables(
-            {n: _scaled(c, s) for n, c, s in zip(names, curves, scales, strict=True)}, v_range=x_range,
+            {n: lambda u, c=c, s=s: c(u) / s for n, c, s in zip(names, curves, scales, strict=True)}, v_range=x_range,
             tolerance=tolerance, n_points=n_points, breakpoints=breakpoints, label="tabulate: ",
         )  # fmt: skip
     except TableError as err:
-        raise TableError(f"{err} (narrow the range, or leave this piece out)") from err
+        raise TableError(f"{err}{note} (narrow the range, or leave this piece out)") from err
     scale = np.array(scales)
     return dataclasses.replace(tables, values=tables.values * scale, slopes=tables.slopes * scale)
 
@@ -501,7 +528,8 @@ def tabulate(
             f"nothing to tabulate: no part of the equations depends on {variable!r} and constants alone "
             f"and costs a function call or a division{hint}"
         )
-    tables, curves = _build(finder.pieces, finder.x, constants, x_range, tolerance, n_points)
+    volts = x_dim == brian2.volt.dim
+    tables, curves = _build(finder.pieces, finder.x, constants, x_range, tolerance, n_points, volts)
     functions, where = _functions(tables, finder.n_hot, variable, get_unit(x_dim))
     result_eqs = Equations([_replaced(eq, new.get(eq.varname), finder, where) for eq in eqs.values()])
     used = {n for eq in result_eqs.values() for n in eq.identifiers}

@@ -183,7 +183,7 @@ def test_interrupted_run_resumes(tmp_path):
     _write(library, "two.nml", TWO)
     _write(library, "one.nml", HH_K)
     out = tmp_path / "out"
-    convert([library], out)
+    first = convert([library], out)
     # As if killed: one channel of a file written, the other not; another file's record missing; a temporary left.
     (out / "channels/two.nml/k2.json").unlink()
     (out / "channels/one.nml" / RECORD).unlink()
@@ -191,6 +191,7 @@ def test_interrupted_run_resumes(tmp_path):
     report = convert([library], out)
     channels = _channels(report)
     assert channels[("two.nml", "k")]["status"] == "up-to-date"
+    assert channels[("two.nml", "k")]["max_error"] == _channels(first)[("two.nml", "k")]["max_error"]
     assert channels[("two.nml", "k2")]["status"] == "converted"
     assert channels[("one.nml", "k")]["status"] == "up-to-date"  # its outputs were intact
     assert not list((out / "channels/two.nml").glob(".nml2lut-tmp-*"))

@@ -71,7 +71,6 @@ def wb_curves(v: np.ndarray) -> dict[str, np.ndarray]:
     beta_m = 1e3 * 4 * np.exp(-(u + 60) / 18)
     m_inf = alpha_m / (alpha_m + beta_m)
     return {
-        "dv/dt": -35e-3 * m_inf**3 * (v - 0.055),  # the sodium current of a fully open h gate (A)
         "alpha_m": alpha_m, "beta_m": beta_m, "m_inf": m_inf,
         "alpha_h": 1e3 * 0.07 * np.exp(-(u + 58) / 20),
         "beta_h": 1e3 / (np.exp(-0.1 * (u + 28)) + 1),
@@ -102,36 +101,31 @@ def _within(got, exact, tolerance, peak):
 
 
 def test_wb_report(wb):
-    # first the columns the model reads at run time, then the other subexpressions of v
-    hot = ["dv/dt", "alpha_h", "alpha_n", "beta_h", "beta_n"]
-    assert [p.where for p in wb.report][:5] == hot
-    assert {p.where for p in wb.report[5:]} == {"alpha_m", "beta_m", "m_inf"}
-    # ... in two tables on one grid: the one read at run time stays small
-    assert [(p.function, p.column) for p in wb.report[:5]] == [(wb.function_name, k) for k in range(5)]
+    # the columns the model reads at run time, in one table ...
+    hot = ["alpha_h", "alpha_n", "beta_h", "beta_n", "m_inf"]
+    assert [(p.where, p.function, p.column) for p in wb.report[:5]] == [
+        (where, wb.function_name, k) for k, where in enumerate(hot)]  # fmt: skip
+    # ... the other subexpressions of v (read by nothing else) in a second one, on the same grid
     cold = wb.report[5].function
-    assert cold != wb.function_name and [(p.function, p.column) for p in wb.report[5:]] == [(cold, k) for k in range(3)]
-    assert [p.unit for p in wb.report][:5] == ["amp"] + ["hertz"] * 4
-    assert all(p.max_error <= 1e-4 for p in wb.report)
-    assert wb.report[1].whole and not wb.report[0].whole
-    assert wb.report[1].expression == "0.07*exp(-(v + 58*mV)/(20*mV))/ms"
+    assert cold != wb.function_name
+    assert [(p.where, p.function, p.column) for p in wb.report[5:]] == [("alpha_m", cold, 0), ("beta_m", cold, 1)]
+    assert [p.unit for p in wb.report] == ["hertz"] * 4 + ["1"] + ["hertz"] * 2
+    assert all(p.whole for p in wb.report) and all(p.max_error <= 1e-4 for p in wb.report)
+    assert wb.report[0].expression == "0.07*exp(-(v + 58*mV)/(20*mV))/ms"
     text = str(wb)
-    assert wb.function_name in text and "alpha_h" in text and "max error" in text
+    assert f"{wb.function_name}(v, 0): alpha_h = 0.07*exp(" in text and "max error" in text
 
 
 def test_wb_equations_keep_their_form(wb):
-    eqs = wb.equations
-    name = wb.function_name
-    assert eqs["alpha_h"].expr.code == f"{name}(v, 1)*hertz"
-    # phi is per-neuron: it stays a parameter and stays in the gating equations
+    eqs, original, name = wb.equations, Equations(WB), wb.function_name
+    assert eqs["alpha_h"].expr.code == f"{name}(v, 0)*hertz"
+    assert eqs["m_inf"].expr.code == f"{name}(v, 4)"
+    # the differential equations as written: phi (per-neuron) and m_inf**3 (a cube costs less
+    # than the finer grid a tabulated cube would need) stay
+    for state in ("v", "h", "n"):
+        assert eqs[state] == original[state], state
     assert eqs["phi"].type == "parameter"
-    assert "phi" in eqs["h"].expr.identifiers and "alpha_h" in eqs["h"].expr.identifiers
-    assert eqs["h"].expr.code == Equations(WB)["h"].expr.code
-    # the sodium current with its constants folded in; the rest of dv/dt as written
-    assert eqs["v"].expr.identifiers == {name, "h", "n", "v", "I", "Cm", "gK", "gL", "EK", "EL", "amp"}
-    # not read at run time, but tabulated all the same (for monitors)
-    piece = next(p for p in wb.report if p.where == "alpha_m")
-    assert eqs["alpha_m"].expr.code == f"{piece.function}(v, {piece.column})*hertz"
-    assert set(wb.namespace) == {name, piece.function, "Cm", "gK", "gL", "EK", "EL"}
+    assert set(wb.namespace) == {name, wb.report[5].function, *PARAMS}
 
 
 def test_wb_curves_match_closed_forms(wb):
@@ -202,6 +196,25 @@ def test_expressions_of_several_state_variables_are_left_alone():
     for name in ("w", "w_inf", "k_ca"):
         assert tab.equations[name] == original[name], name
     assert "ca" in tab.equations["ca"].expr.identifiers and "k_ca" in tab.equations["ca"].expr.identifiers
+
+
+def test_pieces_inside_differential_equations():
+    """No subexpressions: steady state, 1/tau and a cubed activation written inline."""
+    eqs = """
+    dn/dt = (1/(1 + exp(-(v + 30*mV)/(8*mV))) - n)/(1*ms + 4*ms*exp(-((v + 40*mV)/(20*mV))**2)) : 1
+    dv/dt = (gNa*(1/(1 + exp(-(v + 40*mV)/(9*mV))))**3*(ENa - v) + gK*n**4*(EK - v))/Cm : volt
+    """
+    tab = tabulate(eqs, namespace={"gNa": 35 * msiemens, "gK": 9 * msiemens, "ENa": 55 * mV, "EK": -90 * mV,
+                                   "Cm": 1 * uF})  # fmt: skip
+    assert [(p.where, p.whole, p.unit) for p in tab.report] == [
+        ("dn/dt", False, "1"), ("dn/dt", False, "hertz"), ("dv/dt", False, "1")]  # fmt: skip
+    name = tab.function_name
+    assert tab.equations["v"].expr.code.count(f"{name}(v, 2)**3") == 1  # the cube at run time
+    v = np.linspace(-0.1, 0.06, 1601)
+    expected = np.column_stack([1 / (1 + np.exp(-(v + 0.03) / 0.008)), 1 / (1e-3 + 4e-3 * np.exp(-(((v + 0.04) / 0.02) ** 2))),
+                                1 / (1 + np.exp(-(v + 0.04) / 0.009))])  # fmt: skip
+    np.testing.assert_allclose(tab.curves(v, exact=True), expected, rtol=1e-12)
+    assert np.all(_within(tab.curves(v), expected, 1e-4, expected.max(axis=0)))
 
 
 def test_one_column_per_distinct_curve():
