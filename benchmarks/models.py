@@ -239,9 +239,12 @@ def build_a(n: int, variant: Variant, network: Network | None = None):
     group.I_app = 0 * b2.amp / b2.meter**2
     for channel in channels:
         channel.init(group)  # installs any per-step update a variant needs, then lut4brian's start:
-    for state, value in (("h_Na", 1.0), ("n_K", 0.0)):
-        if state in group.variables:
-            setattr(group, state, value)
+    for gate, suffix, value in (("h", "Na", 1.0), ("n", "K", 0.0)):
+        # gating="step" keeps the next value in "<gate>_next_<suffix>" and copies it into the
+        # state at the start of each step: set both, or the state is overwritten by the steady state.
+        for state in (f"{gate}_{suffix}", f"{gate}_next_{suffix}"):
+            if state in group.variables:
+                setattr(group, state, value)
     synapses = b2.Synapses(group, group, on_pre="b_post += 1", name="synapses")
     if network.pre.size:  # a tiny --quick network may have none
         synapses.connect(i=network.pre, j=network.post)

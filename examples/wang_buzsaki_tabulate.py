@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,7 @@ I : amp
 
 
 def parameters() -> dict:
-    from brian2 import mV, ms, msiemens, uF, usiemens
+    from brian2 import ms, msiemens, mV, uF, usiemens
 
     return {"Cm": 1 * uF, "gL": 0.1 * msiemens, "EL": -65 * mV, "ENa": 55 * mV, "EK": -90 * mV,
             "gNa": 35 * msiemens, "gK": 9 * msiemens, "taus": 5 * ms, "gsyn": 1 * usiemens, "Esyn": 0 * mV}  # fmt: skip
@@ -123,32 +124,54 @@ def simulate(target: str, mode: str, neurons: int, duration_ms: float) -> dict:
     if target == "cpp_standalone":
         b2.run(duration_ms * b2.ms)
         b2.device.build(directory=workdir, compile=True, run=False)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         b2.device.run(directory=workdir)
     else:
         b2.run(0.1 * b2.ms)  # code generation and compilation, not timed
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         b2.run(duration_ms * b2.ms - 0.1 * b2.ms)
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "i": spikes.i[:].tolist(), "t": (spikes.t[:] / b2.second).tolist(), "report": report}
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    spike_t = (spikes.t[:] / b2.second).tolist()
+    return {"seconds": seconds, "cpu": cpu, "i": spikes.i[:].tolist(), "t": spike_t, "report": report}
 
 
-def spike_difference(a: dict, b: dict, neurons: int) -> tuple[float, int]:
-    """Largest spike-time difference (s) over neurons with equal spike counts; how many neurons differ in count."""
-    worst, mismatched = 0.0, 0
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (cpp_standalone runs its binary as a child).
+
+    On a shared machine this is steadier than the wall-clock time, which also counts waiting.
+    """
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def spike_difference(a: dict, b: dict, neurons: int, duration: float, within: float = 0.2e-3):
+    """Compare two rasters cell by cell, ignoring spikes closer than ``within`` to the end (s).
+
+    Returns the largest spike-time difference over cells with equal spike counts,
+    how many cells differ in count, and the first time a spike differs by more
+    than ``within`` (or is missing): infinity when none does.  A recurrent
+    network is chaotic, so any difference in arithmetic eventually grows.
+    """
+    worst, mismatched, first = 0.0, 0, np.inf
     ia, ta, ib, tb = (np.asarray(x) for x in (a["i"], a["t"], b["i"], b["t"]))
     for n in range(neurons):
-        x, y = np.sort(ta[ia == n]), np.sort(tb[ib == n])
+        x, y = (np.sort(t[(i == n) & (t < duration - within)]) for i, t in ((ia, ta), (ib, tb)))
+        common = min(x.size, y.size)
+        late = np.flatnonzero(np.abs(x[:common] - y[:common]) > within)
+        if late.size:
+            first = min(first, x[late[0]], y[late[0]])
         if x.size != y.size:
             mismatched += 1
+            first = min(first, (x if x.size > y.size else y)[common])
         elif x.size:
             worst = max(worst, float(np.max(np.abs(x - y))))
-    return worst, mismatched
+    return worst, mismatched, first
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", nargs="+", default=["cpp_standalone"], choices=["numpy", "cython", "cpp_standalone"])
+    targets = ["numpy", "cython", "cpp_standalone"]
+    parser.add_argument("--target", nargs="+", default=["cpp_standalone"], choices=targets)
     parser.add_argument("--duration", type=float, default=1000.0, help="simulated time (ms)")
     parser.add_argument("--neurons", type=int, default=1000)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
@@ -157,7 +180,7 @@ def main() -> int:
     if args.worker:
         print(json.dumps(simulate(*args.worker, args.neurons, args.duration)))
         return 0
-    print(f"Wang-Buzsaki network (lut4brian's benchmark): {args.neurons} cells, {args.duration:g} ms, dt 0.01 ms, Euler")
+    print(f"Wang-Buzsaki network (lut4brian's benchmark): {args.neurons} cells, {args.duration:g} ms, dt 0.01 ms")
     for target in args.target:
         results = {}
         for mode in args.modes:
@@ -168,12 +191,17 @@ def main() -> int:
         if results.get("tabulate", {}).get("report"):
             print(results["tabulate"]["report"])
         for mode, result in results.items():
-            line = f"{target:15s} {mode:9s} {result['seconds']:8.2f} s  {len(result['t']):7d} spikes"
+            line = f"{target:15s} {mode:9s} {result['seconds']:7.2f} s ({result['cpu']:6.2f} s CPU) "
+            line += f"{len(result['t']):7d} spikes"
             if mode != "exact" and "exact" in results:
-                worst, mismatched = spike_difference(result, results["exact"], args.neurons)
-                speedup = results["exact"]["seconds"] / result["seconds"]
-                line += f"  {speedup:5.2f}x faster than exact, max |spike time - exact| {worst * 1e3:.4f} ms"
-                line += f" ({mismatched} cells differ in spike count)" if mismatched else ""
+                worst, mismatched, first = spike_difference(result, results["exact"], args.neurons, args.duration / 1e3)
+                speedup = results["exact"]["cpu"] / result["cpu"]
+                line += f"  {speedup:5.2f}x less CPU than exact; "
+                if np.isfinite(first):
+                    line += f"spikes within 0.2 ms of exact until {first * 1e3:.2f} ms"
+                    line += f" ({mismatched} cells differ in count)"
+                else:
+                    line += f"max |spike time - exact| {worst * 1e3:.3f} ms"
             print(line)
     return 0
 
