@@ -410,7 +410,9 @@ def load_channel(
         the exact exponential step ``m += (m_inf - m)*(1 - exp(-dt/tau))``,
         with the factor tabulated for ``dt``: no ``exp`` at run time.  The
         update is installed by ``.init(group)``, which is then required, and
-        refuses a group with another dt.
+        refuses a group with another dt.  The update steps ``<gate>_next_X``
+        and copies it into ``<gate>_X`` at the start of each step, so a gate
+        set by hand must be set in both.
 
     Returns
     -------

@@ -316,14 +316,15 @@ def _wb_network(tab: Tabulated, currents):
 
 
 def _check_spikes(monitors, n, duration):
+    """Every spike (but in the last 0.2 ms, whose partner may fall after the end) has a partner within 0.2 ms."""
     exact, table = (m.spike_trains() for m in monitors)
     for k in range(n):
         x, y = exact[k] / second, table[k] / second
         assert x.size >= 2, f"cell {k} fired {x.size} times"
-        # a spike within the tolerance of the end may fall on either side of it
-        x, y = x[x < duration - TOLERANCE_SPIKE], y[y < duration - TOLERANCE_SPIKE]
-        assert x.size == y.size, f"cell {k}: {x.size} exact spikes, {y.size} tabulated"
-        assert np.max(np.abs(x - y)) < TOLERANCE_SPIKE, f"cell {k}"
+        for t, partners in ((x, y), (y, x)):
+            t = t[t < duration - TOLERANCE_SPIKE]
+            distance = np.min(np.abs(t[:, None] - partners[None, :]), axis=1)
+            assert np.all(distance < TOLERANCE_SPIKE), f"cell {k}: {t[distance >= TOLERANCE_SPIKE]}"
 
 
 def test_spike_times_numpy(wb, numpy_target):
