@@ -21,7 +21,7 @@ update (installed by ``.init(group)``) whatever the method.
 from .channel import LoadedChannel, load_channel, load_channels
 from .codec import StoreError
 from .store import load_tables, save_channel
-from .tabulate import lookup_function, tabulate
+from .tabulate import Tabulated, TabulatedPiece, lookup_function, tabulate
 from .errors import (
     ChannelNotFoundError,
     ExpressionError,
@@ -42,6 +42,8 @@ __all__ = [
     "load_tables",
     "tabulate",
     "lookup_function",
+    "Tabulated",
+    "TabulatedPiece",
     "save_channel",
     "StoreError",
     "LoadedChannel",

@@ -546,7 +546,9 @@ static inline double nml2lut_pos_${name}(const double u, const double start, con
 {
     // grid position clamped to [0, last]; NaN fails both tests and stays NaN
     const double p = (u - start) * inv_step;
-    return p < 0.0 ? 0.0 : (p > last ? last : p);
+    // two separate clamps: gcc then shares one index computation between lookups
+    const double q = p < 0.0 ? 0.0 : p;
+    return q > last ? last : q;
 }
 static inline int nml2lut_row_${name}(const double p)
 {

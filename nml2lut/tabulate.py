@@ -617,9 +617,9 @@ def lookup_function(values, x_min, x_max, *, name: str | None = None) -> brian2.
     -------
     brian2.Function
         ``name(x)`` for one curve, ``name(x, k)`` for several (``k`` an
-        integer literal); numpy, Cython and ``cpp_standalone`` implementations,
-        no module state and no files.  Outside ``[x_min, x_max]`` the edge
-        value; a NaN ``x`` gives NaN.
+        integer literal), its name in ``.name``; numpy, Cython and
+        ``cpp_standalone`` implementations, no module state and no files.
+        Outside ``[x_min, x_max]`` the edge value; a NaN ``x`` gives NaN.
 
     Raises
     ------
@@ -638,7 +638,7 @@ def lookup_function(values, x_min, x_max, *, name: str | None = None) -> brian2.
     5. ms
     """
     dim = get_dimensions(x_min)
-    if get_dimensions(x_max) is not dim:
+    if get_dimensions(x_max) != dim:
         raise UnitError(f"x_min {x_min!r} and x_max {x_max!r} must have the same unit")
     value_dim = get_dimensions(values)
     array = np.asarray(values, dtype=float)

@@ -338,15 +338,18 @@ def test_spike_times_numpy(wb, numpy_target):
 
 
 @pytest.mark.cython
-def test_spike_times_cython(wb, tmp_path, monkeypatch):
+def test_spike_times_and_lookup_function_cython(wb, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     previous = prefs.codegen.target
     prefs.codegen.target = "cython"
     try:
         defaultclock.dt = 0.01 * ms
         net, monitors = _wb_network(wb, CURRENTS)
+        probe, probe_monitor, expected = _lookup_probe()
+        net.add(probe, probe_monitor)
         net.run(300 * ms)
         _check_spikes(monitors, len(CURRENTS), 0.3)
+        _check_lookup_probe(probe_monitor, expected)
     finally:
         prefs.codegen.target = previous
         defaultclock.dt = 0.1 * ms
