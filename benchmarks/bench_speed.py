@@ -33,8 +33,6 @@ import time
 import traceback
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
@@ -216,10 +214,13 @@ def _size(model: str, target: str, args) -> tuple[int, float, str | None]:
     neurons, duration, note = size["neurons"], size["duration"], None
     if target == "numpy" and not args.quick:
         neurons = args.numpy_neurons or min(neurons, NUMPY_DEFAULT[model]["neurons"])
-        duration = args.numpy_duration * 1e-3 if args.numpy_duration else min(duration, NUMPY_DEFAULT[model]["duration"])
+        shorter = min(duration, NUMPY_DEFAULT[model]["duration"])
+        duration = args.numpy_duration * 1e-3 if args.numpy_duration else shorter
     if (neurons, duration) != (full["neurons"], full["duration"]) and not args.quick:
-        note = (f"{target}: {neurons} cells, {duration * 1e3:g} ms instead of {full['neurons']} cells, "
-                f"{full['duration'] * 1e3:g} ms (time budget); speed-ups are against exact at the same size")  # fmt: skip
+        note = (
+            f"{target}: {neurons} cells, {duration * 1e3:g} ms instead of {full['neurons']} cells, "
+            f"{full['duration'] * 1e3:g} ms (time budget); speed-ups are against exact at the same size"
+        )
     return neurons, duration, note
 
 
@@ -301,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             traceback.print_exc()
             return 1
+
     def log(message):
         print(message, file=sys.stderr, flush=True)
 

@@ -25,9 +25,8 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
-
 import models
+import numpy as np
 
 # lut4brian's benchmark, verbatim apart from the namespace being explicit.
 EQUATIONS = """
@@ -82,9 +81,8 @@ def build(n: int, network: models.Network | None = None):
     was imported in.
     """
     import brian2 as b2
-    from brian2 import amp, mS, ms, msiemens, mV, uF, usiemens
-
     import lut4brian.lut4brian as lut
+    from brian2 import amp, mS, ms, msiemens, mV, uF, usiemens
 
     included = lut.lutinterpol.implementations["cpp"].compiler_kwds.get("include_dirs", [])
     if os.getcwd() not in included:

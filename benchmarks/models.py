@@ -211,9 +211,7 @@ def build_b(n: int, variant: Variant):
                            refractory=threshold, name="cells")  # fmt: skip
     _set_parameters(group, CELL_B)
     group.v = B["v0"] * b2.volt
-    group.I_app = (
-        f"({B['I_min']!r} + {B['I_max'] - B['I_min']!r}*i/{max(n - 1, 1)})*amp/meter**2"  # = drive_b(n)
-    )
+    group.I_app = f"({B['I_min']!r} + {B['I_max'] - B['I_min']!r}*i/{max(n - 1, 1)})*amp/meter**2"  # = drive_b(n)
     for channel in channels:
         channel.init(group)
     monitor = b2.SpikeMonitor(group, name="spikes")

@@ -42,10 +42,24 @@ def machine() -> dict:
             info[package] = version(package)
         except Exception:  # not installed
             info[package] = None
+    info["nml2lut_commit"] = _commit()
     gcc = shutil.which("gcc")
     if gcc:
         info["gcc"] = subprocess.run([gcc, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
     return info
+
+
+def _commit() -> str | None:
+    """HEAD of the checkout, with "+edits" when nml2lut/ has uncommitted changes (read-only git calls)."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    head = subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    if head.returncode:
+        return None
+    dirty = subprocess.run([git, "status", "--porcelain", "--", "nml2lut"], cwd=HERE.parent, capture_output=True,
+                           text=True).stdout.strip()  # fmt: skip
+    return head.stdout.strip() + ("+edits" if dirty else "")
 
 
 def _cpu_model() -> str:
@@ -115,8 +129,13 @@ def _speed_table(section: dict) -> list[str]:
         if has_c:
             cells.append(_fmt(r.get("vs_c_reference"), ".2f"))
         s = r.get("spikes_vs_exact") or {}
-        cells += [str(r["spikes"]), _fmt(s.get("max_dt_ms"), ".4f"), _fmt(s.get("count_mismatches"), "d"),
-                  _fmt(s.get("mismatched_common_max_dt_ms"), ".3f"), _fmt(s.get("earliest_extra_spike_ms"), ".2f")]
+        cells += [
+            str(r["spikes"]),
+            _fmt(s.get("max_dt_ms"), ".4f"),
+            _fmt(s.get("count_mismatches"), "d"),
+            _fmt(s.get("mismatched_common_max_dt_ms"), ".3f"),
+            _fmt(s.get("earliest_extra_spike_ms"), ".2f"),
+        ]
         if has_raster:
             x = r.get("raster") or {}
             cells += [_fmt(x.get("first_divergence_ms"), ".1f", "never"), _fmt(x.get("matched_fraction"), ".3f"),
@@ -142,7 +161,8 @@ def render(data: dict) -> str:
             m = part["machine"]
             out += [f"### {target}", "", f"Command: `{part['command']}`", "",
                     f"Machine: {m['processor']}, {m['cpu_count']} CPUs (os.cpu_count), {m['platform']}, Python "
-                    f"{m['python']}, brian2 {m['brian2']}, nml2lut {m.get('nml2lut')}, gcc {m.get('gcc')}; load "
+                    f"{m['python']}, brian2 {m['brian2']}, nml2lut {m.get('nml2lut')} "
+                    f"(commit {m.get('nml2lut_commit', '?')}), gcc {m.get('gcc')}; load "
                     f"average {part['load_before']} before, {part['load_after']} after.", ""]  # fmt: skip
             out += _speed_table(part) + [""]
             out += [f"- {note}" for note in part.get("notes", [])]

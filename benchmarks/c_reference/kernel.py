@@ -317,7 +317,8 @@ def main() -> int:
     result = run(args.neurons, args.duration * 1e-3, args.repeats, args.integrator)
     seconds = sorted(result["seconds"])
     print(f"C reference, model (b): {args.neurons} cells, {args.duration:g} ms, {result['states']} gate states, "
-          f"{result['columns']} table columns on {result['grid_points']} points ({result['grid_step_mV']:.4f} mV)")  # fmt: skip
+          f"{result['columns']} table columns on {result['grid_points']} points "
+          f"({result['grid_step_mV']:.4f} mV)")  # fmt: skip
     print(f"run time {seconds[len(seconds) // 2]:.3f} s (median of {args.repeats}), {len(result['i'])} spikes")
     return 0
 
