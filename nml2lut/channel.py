@@ -227,7 +227,8 @@ def _time_step(dt) -> float:
     return float(dt / second)
 
 
-def _tabulate_1d(bound: Channel, trees: dict, mode: str, v_range, tolerance, n_points, dt) -> Tables | None:
+def _tabulate_1d(bound: Channel, trees: dict, mode: str, v_range, tolerance, n_points, dt,
+                 kinetic: str = "matrix") -> Tables | None:  # fmt: skip
     curves = {k: _curve_function(t) for k, t in trees.items()}
     for gate in bound.gates:  # steady states of kinetic schemes are tabulated in both modes
         if gate.kind != "kinetic":
@@ -235,7 +236,7 @@ def _tabulate_1d(bound: Channel, trees: dict, mode: str, v_range, tolerance, n_p
         if any("caConc" in expr.free_symbols(t) for t in gate.curves().values()):
             raise UnsupportedError("caConc in a kinetic scheme", f"{gate.element}: concentration-dependent transitions")
         curves.update({f"{gate.id}/{k}": f for k, f in occupancy_curves(gate).items()})
-        if mode == "lut":
+        if mode == "lut" and kinetic == "matrix":
             curves.update({f"{gate.id}/{k}": f for k, f in transition_curves(gate, _time_step(dt)).items()})
     if not curves:
         return None
@@ -260,7 +261,9 @@ def _step_rate(tau: expr.Node, dt: float) -> expr.Node:
 
 
 def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points, vshift=None, dt=None,
-          conc="Ca_i", conc_range=None, gating="ode") -> LoadedChannel:  # fmt: skip
+          conc="Ca_i", conc_range=None, gating="ode", kinetic="matrix") -> LoadedChannel:  # fmt: skip
+    # kinetic="ode" writes kinetic schemes as occupancy ODEs in lut mode too (for a
+    # group integrated by another method, e.g. forward Euler as jLEMS does).
     if mode not in MODES:
         raise ModelError(f"mode must be one of {MODES}, got {mode!r}")
     if gating not in GATINGS or (gating == "step" and mode != "lut"):
@@ -276,7 +279,7 @@ def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_po
                       if key.endswith("/tau")})  # fmt: skip
     by_conc = {k: t for k, t in trees.items() if "caConc" in expr.free_symbols(t)}
     plain = {k: t for k, t in trees.items() if k not in by_conc}
-    tables = _tabulate_1d(bound, plain, mode, v_range, tolerance, n_points, dt)
+    tables = _tabulate_1d(bound, plain, mode, v_range, tolerance, n_points, dt, kinetic)
     tables2d = None
     if by_conc:
         tables2d = build_tables_2d(

@@ -208,6 +208,22 @@ def _bind_gate(gate: Gate, values: dict[str, expr.Node]) -> Gate:
     )
 
 
+def fix_symbol(channel: Channel, symbol: str, value: float) -> Channel:
+    """``channel`` with the run-time input ``symbol`` (``"caConc"``...) held at ``value`` (SI).
+
+    A cell without a concentration model gives its channels a concentration
+    of 0, as the NeuroML2 core types do; folding it in keeps 2-D tables away.
+    """
+    if not channel.needs(symbol):
+        return channel
+    values = {symbol: expr.Num(float(value))}
+    return replace(
+        channel,
+        gates=tuple(_bind_gate(g, values) for g in channel.gates),
+        conductance_scale=_bind_tree(channel.conductance_scale, values),
+    )
+
+
 def bind(channel: Channel, temperature: float | None, vshift: float | None = None) -> Channel:
     """Fold the temperature (K) and voltage shift (V) into every curve of ``channel``.
 
