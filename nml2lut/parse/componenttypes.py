@@ -46,6 +46,8 @@ class ComponentTypeDef:
     selects: dict[str, tuple[str, str | None, Dimension]] = field(default_factory=dict)
     states: dict[str, Dimension] = field(default_factory=dict)
     derivatives: dict[str, expr.Node] = field(default_factory=dict)
+    on_start: dict[str, expr.Node] = field(default_factory=dict)
+    on_conditions: list[tuple[expr.Node, dict[str, expr.Node]]] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
     where: str = "built-in"
 
@@ -148,9 +150,26 @@ class TypeRegistry:
             variable = member.get("variable", "")
             definition.derivatives[variable] = self._expression(member.get("value"), f"{where}d{variable}/dt")
         elif tag == "OnStart":
-            pass  # initial values: nml2lut starts gates at their steady state
+            definition.on_start.update(self._assignments(member, where))
+        elif tag == "OnCondition":
+            test = member.get("test")
+            if test is None:
+                raise ModelError(f"{where}: <OnCondition> without a test")
+            definition.on_conditions.append((expr.parse(test, where=where), self._assignments(member, where)))
         elif tag:
             definition.unsupported.append(f"<{tag}> in the Dynamics of {definition.name!r} ({where})")
+
+    def _assignments(self, member: etree._Element, where: str) -> dict[str, expr.Node]:
+        """The StateAssignments of an OnStart/OnCondition (an EventOut carries no value)."""
+        out = {}
+        for child in member:
+            tag = local_name(child)
+            if tag == "StateAssignment":
+                variable = child.get("variable", "")
+                out[variable] = self._expression(child.get("value"), f"{where} {variable} =")
+            elif tag and tag != "EventOut":
+                raise UnsupportedError(f"<{tag}>", f"{where}: <{tag}> in <{local_name(member)}>")
+        return out
 
     def _dimension(self, element: etree._Element, where: str) -> Dimension:
         name = element.get("dimension", "none")
@@ -236,6 +255,8 @@ class TypeRegistry:
             flat.selects.update(definition.selects)
             flat.states.update(definition.states)
             flat.derivatives.update(definition.derivatives)
+            flat.on_start.update(definition.on_start)
+            flat.on_conditions.extend(definition.on_conditions)
             flat.unsupported.extend(definition.unsupported)
         for shadowed in set(flat.derived) & set(flat.parameters):
             del flat.parameters[shadowed]
@@ -272,16 +293,19 @@ class TypeRegistry:
 
     def resolve_dynamics(
         self, component: Component, selected: dict[str, expr.Node], *, stop_at: frozenset[str] = frozenset(),
-        parameters: dict[str, Dimension] | None = None,
+        parameters: dict[str, Dimension] | None = None, allow_events: bool = False,
     ) -> _Resolver:  # fmt: skip
         """A resolver of a custom type with Dynamics of its own (a custom gate, say).
 
         ``selected`` gives the value of each ``select`` path the type's
         DerivedVariables use (``"forwardRate/r"``...); state variables stay
         symbols; ``parameters`` adds those of base types nml2lut knows
-        structurally (``instances``).
+        structurally (``instances``); ``allow_events`` admits OnConditions
+        (the caller interprets ``flat.on_conditions``).
         """
         flat = self.flatten(component.type, component.where, stop_at=stop_at)
+        if flat.on_conditions and not allow_events:
+            raise UnsupportedError("OnCondition", f"{component.where}: <OnCondition> in the Dynamics of {component.type!r}")
         flat.parameters = {**(parameters or {}), **flat.parameters}
         resolver = self._resolver(flat, component)
         for name, (path, _reduce, dim) in flat.selects.items():

@@ -113,5 +113,7 @@ def core_types() -> dict[str, ComponentTypeDef]:
     ]
     for definition in definitions:
         definition.where = f"NeuroML2 core type {definition.name!r}"
-    return {d.name: d for d in definitions}
+    from .coreconc import concentration_types  # cell-level types share the registry
+
+    return {**{d.name: d for d in definitions}, **concentration_types()}
 

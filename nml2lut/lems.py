@@ -1,0 +1,350 @@
+"""lems: run a LEMS ``<Simulation>`` of single-compartment NeuroML2 cells in Brian2 (`run_lems`).
+
+parse (`nml2lut.parse.lems`) -> one NeuronGroup per population (`nml2lut.cell`)
+with its inputs as functions of ``t`` -> Synapses for continuous connections
+-> monitors for the simulation's output columns -> run -> arrays in SI.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cell import CellBuildOptions, LoadedCell, build_cell, default_method
+from .emit import identifier
+from .errors import ModelError, UnsupportedError
+from .parse import read_library
+from .parse.cells import read_cell
+from .parse.channels import Library
+from .parse.lems import ConnectionSpec, InputSpec, SimulationSpec, parse_cell_ref, read_simulation
+from .tables import DEFAULT_TOLERANCE
+
+__all__ = ["run_lems", "LemsRun", "TARGETS", "EULER_METHODS"]
+
+TARGETS = ("numpy", "cython", "cpp_standalone")
+#: Methods that integrate every state with one explicit step, as jLEMS does:
+#: kinetic schemes are then integrated as occupancy ODEs too.
+EULER_METHODS = ("euler",)
+
+
+@dataclass
+class LemsRun:
+    """What `run_lems` built: the groups, monitors and the map from quantities to them."""
+
+    simulation: SimulationSpec
+    cells: dict[str, LoadedCell]
+    groups: dict = field(default_factory=dict)
+    synapses: list = field(default_factory=list)
+    monitors: dict = field(default_factory=dict)
+    spike_monitors: dict = field(default_factory=dict)
+    columns: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)
+
+
+def _input_expression(spec: InputSpec) -> str:
+    """The input's current (amp) at Brian2 time ``t``, as the core input types define it."""
+    p = {k: repr(float(v)) for k, v in spec.parameters.items()}
+    start, stop = spec.parameters["delay"], spec.parameters["delay"] + spec.parameters["duration"]
+    # jLEMS sets an input's current by OnConditions on the time at the end of a step,
+    # so the current is on during the step that ends at `delay`: hence t + dt.
+    inside = f"int(t + dt >= {start!r}*second and t + dt < {stop!r}*second)"
+    if spec.kind == "pulseGenerator":
+        return f"{p['amplitude']}*amp*{inside}"
+    if spec.kind == "sineGenerator":
+        return (f"{p['amplitude']}*amp*{inside}*sin({p['phase']} + 2*3.14159265*(t/second - {p['delay']})"
+                f"/{p['period']})")  # fmt: skip
+    if spec.kind == "rampGenerator":
+        ramp = (f"({p['startAmplitude']} + ({p['finishAmplitude']} - {p['startAmplitude']})*(t/second - {p['delay']})"
+                f"/{p['duration']})")  # fmt: skip
+        return f"({inside}*{ramp} + (1 - {inside})*{p['baselineAmplitude']})*amp"
+    raise UnsupportedError(spec.kind, f"{spec.where}: input type {spec.kind!r}")
+
+
+def _synapse_model(kind: str, values: dict[str, float], target: str) -> tuple[str, str | None]:
+    """Brian2 Synapses model (and an after-step update) for a continuous synapse; ``v_pre`` is the peer."""
+    if kind == "gradedSynapse":
+        g, delta, vth, k, erev = (repr(values[n]) for n in ("conductance", "delta", "Vth", "k", "erev"))
+        model = f"""
+        s_inf = 1/(1 + exp(({vth} - v_pre/volt)/{delta})) : 1
+        moving = int(1 - s_inf > 1e-4) : 1
+        ds/dt = moving*(s_inf - s)*{k}/(1 - s_inf + (1 - moving))/second : 1 (clock-driven)
+        {target}_post = w*{g}*siemens*s*({erev}*volt - v_post) : amp (summed)
+        w : 1 (constant)
+        """
+        return model, "s = s + int(1 - s_inf < 1e-4)*(s_inf - s)"
+    if kind in ("linearGradedSynapse", "gapJunction"):
+        g = repr(values["conductance"])
+        return f"""
+        {target}_post = w*{g}*siemens*(v_pre - v_post) : amp (summed)
+        w : 1 (constant)
+        """, None  # fmt: skip
+    raise UnsupportedError(kind, f"continuous synapse type {kind!r}")
+
+
+class _Builder:
+    def __init__(self, library: Library, simulation: SimulationSpec, *, mode, method, tolerance, v_range):
+        self.library = library
+        self.sim = simulation
+        self.mode = mode
+        self.method = method
+        self.tolerance = tolerance
+        self.v_range = v_range
+        self.kinetic = "ode" if method in EULER_METHODS else "matrix"
+        self.extra_lines: dict[str, list[str]] = {p.id: [] for p in simulation.populations}
+        self.extra_currents: dict[str, list[str]] = {p.id: [] for p in simulation.populations}
+        self.input_weights: dict[tuple[str, str], dict[int, float]] = {}
+        self.synapse_specs: list[tuple[ConnectionSpec, str, str, tuple]] = []
+
+    def plan(self) -> None:
+        """Decide the extra currents of each population before its equations are built."""
+        for spec in self.sim.inputs:
+            name = f"I_in_{identifier(spec.component, what='input id')}"
+            key = (spec.population, name)
+            if key not in self.input_weights:
+                self.input_weights[key] = {}
+                self.extra_lines[spec.population] += [f"{name} = w_{name}*({_input_expression(spec)}) : amp",
+                                                      f"w_{name} : 1 (constant)"]  # fmt: skip
+                self.extra_currents[spec.population].append(name)
+            weights = self.input_weights[key]
+            weights[spec.index] = weights.get(spec.index, 0.0) + spec.weight
+        for number, connection in enumerate(self.sim.connections):
+            base = identifier(f"{connection.projection}_{number}", what="projection id")
+            for side, (kind, values), source, dest in (
+                ("post", connection.post_component, connection.pre, connection.post),
+                ("pre", connection.pre_component, connection.post, connection.pre),
+            ):
+                if kind == "silentSynapse":
+                    continue
+                target = f"Isyn_{side}_{base}"  # Brian2 reserves names ending in _pre/_post
+                self.extra_lines[dest[0]].append(f"{target} : amp")
+                self.extra_currents[dest[0]].append(target)
+                self.synapse_specs.append((connection, target, kind, (values, source, dest)))
+
+    def cells(self) -> dict[str, LoadedCell]:
+        out = {}
+        for population in self.sim.populations:
+            spec = read_cell(self.library, population.component)
+            options = CellBuildOptions(
+                temperature=self.sim.temperature, mode=self.mode, v_range=self.v_range, tolerance=self.tolerance,
+                dt=_seconds(self.sim.step), kinetic=self.kinetic,
+                extra_currents=tuple(self.extra_currents[population.id]),
+            )  # fmt: skip
+            out[population.id] = build_cell(self.library, spec, options)
+        return out
+
+
+def _seconds(value: float):
+    from brian2 import second
+
+    return value * second
+
+
+def _resolve_column(run: LemsRun, quantity: str) -> tuple[str, str, int, str]:
+    """(population, Brian2 variable, index, unit) of an output quantity; population "" for a constant."""
+    sim = run.simulation
+    text = quantity
+    if sim.prefix and text.startswith(sim.prefix):
+        text = text[len(sim.prefix):]
+    if text == "temperature":
+        if sim.temperature is None:
+            raise ModelError(f"{sim.where}: the network has no temperature to record")
+        return "", "temperature", 0, "kelvin"
+    ref = parse_cell_ref(text, sim.where)
+    if ref.population not in run.cells:
+        raise ModelError(f"{sim.where}: output {quantity!r}: no population {ref.population!r}")
+    cell = run.cells[ref.population]
+    name, unit = cell.variable(ref.rest)
+    size = next(p.size for p in sim.populations if p.id == ref.population)
+    if not 0 <= ref.index < size:
+        raise ModelError(f"{sim.where}: output {quantity!r}: cell {ref.index} outside the population")
+    return ref.population, name, ref.index, unit
+
+
+def _build(run: LemsRun, builder: _Builder, method) -> list:
+    from brian2 import Equations, NeuronGroup, SpikeMonitor, StateMonitor, Synapses
+
+    sim = run.simulation
+    dt = _seconds(sim.step)
+    objects = []
+    for population in sim.populations:
+        cell = run.cells[population.id]
+        equations = cell.equations + Equations("\n".join(builder.extra_lines[population.id]))
+        group = NeuronGroup(
+            population.size, equations, threshold=cell.threshold, refractory=cell.threshold, method=method, dt=dt,
+            namespace=dict(cell.namespace), name=f"pop_{identifier(population.id, what='population id')}",
+        )  # fmt: skip
+        cell.init(group, kinetic_start="first")
+        for (pop, name), weights in builder.input_weights.items():
+            if pop == population.id:
+                values = np.zeros(population.size)
+                for index, weight in weights.items():
+                    values[index] = weight
+                setattr(group, f"w_{name}", values)
+        run.groups[population.id] = group
+        objects.append(group)
+    for number, (connection, target, kind, (values, source, dest)) in enumerate(builder.synapse_specs):
+        model, update = _synapse_model(kind, values, target)
+        synapses = Synapses(run.groups[source[0]], run.groups[dest[0]], model=model, method=method, dt=dt,
+                            name=f"syn_{number}_{target.lower()}")  # fmt: skip
+        synapses.connect(i=source[1], j=dest[1])
+        synapses.w = connection.weight
+        if update is not None:
+            synapses.run_regularly(update, when="after_groups")
+        run.synapses.append(synapses)
+        objects.append(synapses)
+    recorded: dict[str, dict[str, set[int]]] = {}
+    for output in sim.outputs:
+        for _, quantity in output.columns:
+            population, name, index, unit = _resolve_column(run, quantity)
+            run.columns[quantity] = (population, name, index, unit)
+            if population:
+                recorded.setdefault(population, {}).setdefault(name, set()).add(index)
+    for population, variables in recorded.items():
+        indices = sorted(set().union(*variables.values()))
+        monitor = StateMonitor(run.groups[population], sorted(variables), record=indices, dt=dt)
+        run.monitors[population] = (monitor, indices)
+        objects.append(monitor)
+    for event_output in sim.event_outputs:
+        for _, select in event_output.selections:
+            ref = parse_cell_ref(select, sim.where)
+            if ref.population not in run.groups:
+                raise ModelError(f"{sim.where}: event selection {select!r}: no population {ref.population!r}")
+            if ref.population not in run.spike_monitors:
+                monitor = SpikeMonitor(run.groups[ref.population])
+                run.spike_monitors[ref.population] = monitor
+                objects.append(monitor)
+    return objects
+
+
+def run_lems(
+    path: str | os.PathLike,
+    *,
+    mode: str = "lut",
+    target: str = "numpy",
+    method=None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    v_range: tuple[float, float] | None = None,
+    build_dir: str | os.PathLike | None = None,
+    length: float | None = None,
+    return_run: bool = False,
+):
+    """Run a LEMS simulation of single-compartment NeuroML2 cells in Brian2.
+
+    Parameters
+    ----------
+    path : path-like
+        A LEMS file with a ``<Simulation>`` (the one its ``<Target>`` names);
+        its network may be a ``network`` or ``networkWithTemperature`` of
+        populations of ``<cell>``/``<pointCellCondBased>`` cells, fed by
+        ``pulseGenerator``, ``sineGenerator`` or ``rampGenerator`` inputs
+        (``explicitInput``, ``inputList``) and coupled by continuous
+        projections (graded, linear graded and silent synapses).
+    mode : {"lut", "exact"}
+        Channel tables or exact expressions.
+    target : {"numpy", "cython", "cpp_standalone"}
+        Brian2's code-generation target (cpp_standalone builds in a
+        temporary directory, or ``build_dir``).
+    method : str, optional
+        Brian2 integration method; default `nml2lut.METHOD` (falling back on
+        ``"euler"`` where it cannot apply).  ``"euler"`` is jLEMS's own
+        scheme: kinetic schemes are then integrated as occupancy ODEs.
+    tolerance, v_range
+        Table accuracy and voltage range (V, pair of floats), as in `load_channel`.
+    length : float, optional
+        Simulate this long (s) instead of the simulation's own length.
+    return_run : bool
+        Also return the `LemsRun` (groups, monitors).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``"t"`` (s) and one array per output quantity, keyed as written in
+        the simulation's ``OutputColumn``s (or ``Display`` lines when it has
+        no ``OutputFile``), sampled at every step, in SI units; for each
+        ``EventOutputFile`` selection, ``"spikes:<select>"`` holds spike times (s).
+
+    Raises
+    ------
+    Nml2LutError
+        A subclass naming the file, line and element of what is wrong or unsupported.
+    """
+    if target not in TARGETS:
+        raise ModelError(f"target must be one of {TARGETS}, got {target!r}")
+    library = read_library(path)
+    simulation = read_simulation(library)
+    builder = _Builder(library, simulation, mode=mode, method=method, tolerance=tolerance, v_range=v_range)
+    builder.plan()
+    run = LemsRun(simulation, builder.cells())
+    chosen = method if method is not None else default_method()
+    results = _execute(run, builder, chosen, target, build_dir, length)
+    return (results, run) if return_run else results
+
+
+def _execute(run: LemsRun, builder: _Builder, method, target: str, build_dir, length) -> dict[str, np.ndarray]:
+    import brian2
+
+    sim = run.simulation
+    previous_target = brian2.prefs.codegen.target
+    standalone = target == "cpp_standalone"
+    scratch = None
+    if standalone:
+        scratch = tempfile.TemporaryDirectory(prefix="nml2lut_lems_") if build_dir is None else None
+        directory = str(build_dir) if build_dir is not None else scratch.name
+        brian2.set_device("cpp_standalone", directory=directory, build_on_run=False)
+    else:
+        brian2.prefs.codegen.target = target
+    try:
+        objects = _build(run, builder, method)
+        network = brian2.Network(*objects)
+        steps = int(round((sim.length if length is None else length) / sim.step))
+        if steps < 1:
+            raise ModelError(f"{sim.where}: length {length} s is shorter than one step")
+        network.run(steps * sim.step * brian2.second, namespace={})
+        if standalone:
+            brian2.device.build(directory=directory, compile=True, run=True)
+        return _collect(run, steps)
+    finally:
+        if standalone:
+            brian2.device.reinit()
+            brian2.device.activate()
+            brian2.set_device("runtime")
+            if scratch is not None:
+                scratch.cleanup()
+        brian2.prefs.codegen.target = previous_target
+
+
+def _collect(run: LemsRun, steps: int) -> dict[str, np.ndarray]:
+    from brian2 import second
+
+    sim = run.simulation
+    results: dict[str, np.ndarray] = {}
+    time = None
+    for population, (monitor, indices) in run.monitors.items():
+        time = np.asarray(monitor.t / second)
+        for quantity, (pop, name, index, unit) in run.columns.items():
+            if pop != population:
+                continue
+            values = np.asarray(getattr(monitor, name)[indices.index(index)])
+            results[quantity] = _in_si(values, unit)
+    if time is None:
+        time = np.arange(steps) * sim.step
+    results = {"t": time, **results}
+    for quantity, (pop, name, index, unit) in run.columns.items():
+        if not pop:
+            results[quantity] = np.full(time.shape, sim.temperature)
+    for event_output in sim.event_outputs:
+        for _, select in event_output.selections:
+            ref = parse_cell_ref(select, sim.where)
+            monitor = run.spike_monitors[ref.population]
+            times = np.asarray(monitor.t / second)
+            results[f"spikes:{select}"] = times[np.asarray(monitor.i) == ref.index]
+    return results
+
+
+def _in_si(values, unit: str) -> np.ndarray:
+    """Brian2 values (with units or plain) as SI floats."""
+    array = np.asarray(values, dtype=float)
+    return array
+
