@@ -13,8 +13,10 @@ calcium species, ``gDensity_<density>``, ``iDensity_<density>``,
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 
 from brian2 import Equations
 
@@ -36,6 +38,22 @@ _F = 96485.3  # C/mol
 _Z_CA = 2.0
 
 
+#: The voltage the channels' rates read when they lag the membrane potential.
+RATE_VOLTAGE = "v_rates"
+_V = re.compile(r"(?<![A-Za-z0-9_])v(?![A-Za-z0-9_])")
+
+
+def _with_rate_voltage(loaded: LoadedChannel) -> LoadedChannel:
+    """``loaded`` with its per-step updates (kinetic schemes) reading `RATE_VOLTAGE` for ``v``.
+
+    The update code is nml2lut's own (validated identifiers only), so a
+    whole-word substitution is exact.
+    """
+    code = dc_replace(loaded.code, updates=[_V.sub(RATE_VOLTAGE, line) for line in loaded.code.updates],
+                      initial=dict(loaded.code.initial))  # fmt: skip
+    return dc_replace(loaded, code=code)
+
+
 class NernstWarning(UserWarning):
     """A Nernst or GHK density sees no external concentration and carries no current (as in the core types)."""
 
@@ -51,6 +69,10 @@ class CellBuildOptions:
     dt: object = None
     kinetic: str = "matrix"
     extra_currents: tuple[str, ...] = ()
+    # Steps by which the channels' rates lag the membrane potential.  jLEMS
+    # passes v down the component tree one level per step (cell -> density ->
+    # channel -> rate), so its rates see v from three steps before.
+    rate_lag: int = 0
 
 
 @dataclass
@@ -82,6 +104,7 @@ class LoadedCell:
     quantities: dict[str, tuple[str, str]] = field(default_factory=dict)
     kinetic_closed: list[tuple[str, list[str]]] = field(default_factory=list)
     temperature: float | None = None
+    before_step: list[str] = field(default_factory=list)
 
     @property
     def max_error(self) -> float:
@@ -106,11 +129,14 @@ class LoadedCell:
             channel.init(group)
         if kinetic_start == "first":
             for first, others in self.kinetic_closed:
-                setattr(group, first, 1.0)
-                for name in others:
-                    setattr(group, name, 0.0)
+                # In exact mode one occupancy is 1 minus the others (read-only).
+                for name, value in ((first, 1.0), *((other, 0.0) for other in others)):
+                    if not group.variables[name].read_only:
+                        setattr(group, name, value)
         if self.conditions:
             group.run_regularly("\n".join(self.conditions), when="after_groups", name=f"{group.name}_pool_events")
+        if self.before_step:
+            group.run_regularly("\n".join(self.before_step), when="before_groups", name=f"{group.name}_rate_lag")
 
     def neuron_group(self, N: int, *, method=None, **kwargs):
         """A ready `brian2.NeuronGroup` of ``N`` such cells, initialised (see `init`).
@@ -250,9 +276,13 @@ class _CellBuilder:
         except Nml2LutError as err:
             raise type(err)(f"{density.where}: {err}") from err
         self.channels[suffix] = loaded
-        kept = [eq for eq in loaded.code.equations.ordered
-                if eq.varname not in (f"I_{suffix}", f"g_{suffix}", f"E_{suffix}")]  # fmt: skip
-        self.channel_equations.append(Equations(kept))
+        kept = Equations([eq for eq in loaded.code.equations.ordered
+                          if eq.varname not in (f"I_{suffix}", f"g_{suffix}", f"E_{suffix}")])  # fmt: skip
+        if self.options.rate_lag:
+            kept = kept.substitute(v=RATE_VOLTAGE)
+            loaded = _with_rate_voltage(loaded)
+            self.channels[suffix] = loaded
+        self.channel_equations.append(kept)
         self.namespace.update(loaded.namespace)
         self._channel_quantities(density, loaded, suffix)
         fopen = f"fopen_{suffix}" if loaded.model.kind != "passive" else "1"
@@ -433,6 +463,13 @@ class _CellBuilder:
         if self.calcium is None:
             self.lines += ["caConc = 0*mmolar : mmolar", "caConcExt = 0*mmolar : mmolar"]
         inputs = " + ".join(("I_inj", *self.options.extra_currents))
+        before_step = []
+        if self.options.rate_lag:
+            lag = self.options.rate_lag
+            registers = [f"v_lag{k}" for k in range(1, lag + 1)]
+            self.lines += [f"{name} : volt" for name in registers] + [f"{RATE_VOLTAGE} = v_lag{lag} : volt"]
+            self.initial[1:1] = [(name, "v") for name in registers]
+            before_step = [f"{registers[k]} = {registers[k - 1]}" for k in range(lag - 1, 0, -1)] + ["v_lag1 = v"]
         self.lines += [
             f"dv/dt = (iChannels + iSyn)/({spec.capacitance!r}*farad) : volt",
             f"iChannels = {' + '.join(channel_currents) or '0*amp'} : amp",
@@ -452,5 +489,6 @@ class _CellBuilder:
             id=spec.id, spec=spec, channels=self.channels, equations=equations, namespace=self.namespace,
             threshold="v > v_thresh", initial=self.initial, conditions=self.conditions,
             quantities=self.quantities, kinetic_closed=self.kinetic_closed, temperature=self.options.temperature,
+            before_step=before_step,
         )  # fmt: skip
 

@@ -25,9 +25,12 @@ from .tables import DEFAULT_TOLERANCE
 __all__ = ["run_lems", "LemsRun", "TARGETS", "EULER_METHODS"]
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
-#: Methods that integrate every state with one explicit step, as jLEMS does:
-#: kinetic schemes are then integrated as occupancy ODEs too.
+#: Methods that ask for jLEMS's own scheme: forward Euler, with the channels'
+#: rates reading the membrane potential of three steps before (jLEMS hands v
+#: down the component tree one level per step) and kinetic schemes stepped by
+#: the exact transition matrix, as jLEMS steps them.
 EULER_METHODS = ("euler",)
+JLEMS_RATE_LAG = 3
 
 
 @dataclass
@@ -91,7 +94,7 @@ class _Builder:
         self.method = method
         self.tolerance = tolerance
         self.v_range = v_range
-        self.kinetic = "ode" if method in EULER_METHODS else "matrix"
+        self.rate_lag = JLEMS_RATE_LAG if method in EULER_METHODS else 0
         self.extra_lines: dict[str, list[str]] = {p.id: [] for p in simulation.populations}
         self.extra_currents: dict[str, list[str]] = {p.id: [] for p in simulation.populations}
         self.input_weights: dict[tuple[str, str], dict[int, float]] = {}
@@ -128,7 +131,7 @@ class _Builder:
             spec = read_cell(self.library, population.component)
             options = CellBuildOptions(
                 temperature=self.sim.temperature, mode=self.mode, v_range=self.v_range, tolerance=self.tolerance,
-                dt=_seconds(self.sim.step), kinetic=self.kinetic,
+                dt=_seconds(self.sim.step), rate_lag=self.rate_lag,
                 extra_currents=tuple(self.extra_currents[population.id]),
             )  # fmt: skip
             out[population.id] = build_cell(self.library, spec, options)
