@@ -19,6 +19,8 @@ update (installed by ``.init(group)``) whatever the method.
 """
 
 from .channel import LoadedChannel, load_channel, load_channels
+from .cell import LoadedCell, load_cell
+from .lems import run_lems
 from .codec import StoreError
 from .store import load_tables, save_channel
 from .tabulate import Tabulated, TabulatedPiece, lookup_function, tabulate
@@ -39,6 +41,9 @@ __all__ = [
     "METHOD",
     "load_channel",
     "load_channels",
+    "load_cell",
+    "LoadedCell",
+    "run_lems",
     "load_tables",
     "tabulate",
     "lookup_function",

@@ -56,10 +56,10 @@ def _input_expression(spec: InputSpec) -> str:
     if spec.kind == "pulseGenerator":
         return f"{p['amplitude']}*amp*{inside}"
     if spec.kind == "sineGenerator":
-        return (f"{p['amplitude']}*amp*{inside}*sin({p['phase']} + 2*3.14159265*(t/second - {p['delay']})"
+        return (f"{p['amplitude']}*amp*{inside}*sin({p['phase']} + 2*3.14159265*((t + dt)/second - {p['delay']})"
                 f"/{p['period']})")  # fmt: skip
     if spec.kind == "rampGenerator":
-        ramp = (f"({p['startAmplitude']} + ({p['finishAmplitude']} - {p['startAmplitude']})*(t/second - {p['delay']})"
+        ramp = (f"({p['startAmplitude']} + ({p['finishAmplitude']} - {p['startAmplitude']})*((t + dt)/second - {p['delay']})"
                 f"/{p['duration']})")  # fmt: skip
         return f"({inside}*{ramp} + (1 - {inside})*{p['baselineAmplitude']})*amp"
     raise UnsupportedError(spec.kind, f"{spec.where}: input type {spec.kind!r}")

@@ -1,0 +1,262 @@
+"""Cells and LEMS simulations: `load_cell`, `run_lems`, against jLEMS.
+
+The reference for the package's own example cell (``example_channels/LEMS_ca_cell.xml``:
+HH channels, a Nernst calcium channel, a calcium pool and a calcium-activated
+potassium channel) was made with jLEMS by ``validation/jlems_reference.py``
+and is stored in ``tests/data/jlems_ca_cell.npz``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nml2lut
+from nml2lut.errors import ModelError, UnitError, UnsupportedError
+from nml2lut.refcompare import threshold_crossings
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "example_channels"
+CA_LEMS = EXAMPLES / "LEMS_ca_cell.xml"
+CA_REFERENCE = Path(__file__).parent / "data" / "jlems_ca_cell.npz"
+V = "pop[0]/v"
+CA = "pop[0]/caConc"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return np.load(CA_REFERENCE)
+
+
+def _spike_tolerance(ref_spikes: np.ndarray) -> np.ndarray:
+    """max(0.2 ms, 1% of the interspike interval before each spike)."""
+    isi = np.diff(ref_spikes, prepend=0.0)
+    return np.maximum(0.2e-3, 0.01 * isi)
+
+
+@pytest.mark.parametrize("mode", ["exact", "lut"])
+def test_ca_cell_matches_jlems_with_its_own_scheme(mode, reference):
+    result = nml2lut.run_lems(CA_LEMS, mode=mode, method="euler")
+    ours = threshold_crossings(result["t"], result[V], 0.0)
+    ref = reference[f"spikes:{V}"]
+    assert len(ref) >= 10, "the reference should show repetitive, adapting firing"
+    assert len(ours) == len(ref)
+    assert np.all(np.abs(ours - ref) <= _spike_tolerance(ref))
+    # The pool follows jLEMS's to a few per cent of its peak.
+    ca = np.interp(reference["t"], result["t"], result[CA])
+    assert np.max(np.abs(ca - reference[CA])) < 0.03 * np.max(reference[CA])
+    # The calcium-activated gate really is driven by the pool.
+    kca = result["pop[0]/biophysicalProperties/membraneProperties/kca_all/kca/m/q"]
+    assert kca.max() > 10 * kca[0]
+
+
+def test_ca_cell_default_method_keeps_the_spike_count(reference):
+    result = nml2lut.run_lems(CA_LEMS)
+    ours = threshold_crossings(result["t"], result[V], 0.0)
+    assert len(ours) == len(reference[f"spikes:{V}"])
+    np.testing.assert_allclose(result["spikes:pop[0]"], threshold_crossings(result["t"], result[V], 0.0), atol=2e-5)
+
+
+def test_run_lems_returns_si_arrays_on_the_step_grid():
+    result = nml2lut.run_lems(CA_LEMS, length=0.005)
+    assert set(result) >= {"t", V, CA}
+    np.testing.assert_allclose(np.diff(result["t"]), 1e-5, rtol=1e-9)
+    assert len(result["t"]) == 500
+    assert result[V][0] == pytest.approx(-0.065)
+    assert result[CA][0] == pytest.approx(5e-5)
+
+
+def test_load_cell_gives_a_ready_group():
+    from brian2 import nA, ms, run, defaultclock, Network, StateMonitor, SpikeMonitor
+
+    cell = nml2lut.load_cell(EXAMPLES / "ca_cell.cell.nml", temperature="6.3degC")
+    assert set(cell.channels) == {"na_all", "k_all", "leak_all", "ca_all", "kca_all"}
+    defaultclock.dt = 0.01 * ms
+    group = cell.neuron_group(2)
+    group.I_inj = [0, 0.2] * nA
+    spikes = SpikeMonitor(group)
+    monitor = StateMonitor(group, ["v", "caConc"], record=True)
+    Network(group, spikes, monitor).run(60 * ms)
+    counts = np.bincount(np.asarray(spikes.i), minlength=2)
+    assert counts[0] == 0 and counts[1] >= 2
+    assert float(monitor.v[0][0]) == pytest.approx(-0.065)
+    assert monitor.caConc[1].max() > 2 * monitor.caConc[0].max()
+
+
+def _write(tmp_path: Path, body: str, name: str = "cell.nml") -> Path:
+    for channel in ("hh_na", "hh_k", "hh_leak"):
+        (tmp_path / f"{channel}.channel.nml").write_bytes((EXAMPLES / f"{channel}.channel.nml").read_bytes())
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def _cell(membrane: str, extra: str = "", intracellular: str = "") -> str:
+    return f"""\
+        <neuroml xmlns="http://www.neuroml.org/schema/neuroml2" id="doc">
+            <include href="hh_na.channel.nml"/>
+            <include href="hh_leak.channel.nml"/>
+            {extra}
+            <cell id="c">
+                <morphology id="m">
+                    <segment id="0"><proximal x="0" y="0" z="0" diameter="10"/><distal x="0" y="0" z="0" diameter="10"/></segment>
+                </morphology>
+                <biophysicalProperties id="b">
+                    <membraneProperties>
+                        {membrane}
+                        <spikeThresh value="0mV"/>
+                        <specificCapacitance value="1uF_per_cm2"/>
+                        <initMembPotential value="-65mV"/>
+                    </membraneProperties>
+                    <intracellularProperties>{intracellular}</intracellularProperties>
+                </biophysicalProperties>
+            </cell>
+        </neuroml>
+        """
+
+
+def test_missing_channel_names_the_density(tmp_path):
+    path = _write(tmp_path, _cell('<channelDensity id="nope_all" ionChannel="nope" condDensity="1mS_per_cm2" erev="0mV"/>'))
+    with pytest.raises(ModelError, match=r"cell\.nml:\d+: <channelDensity id='nope_all'>: no ion channel 'nope'"):
+        nml2lut.load_cell(path)
+
+
+def test_unknown_density_type_names_the_element(tmp_path):
+    path = _write(tmp_path, _cell('<channelDensityMagic id="x" ionChannel="hh_leak" condDensity="1mS_per_cm2"/>'))
+    with pytest.raises(ModelError, match=r"<channelDensityMagic id='x'>: unknown membrane property"):
+        nml2lut.load_cell(path)
+
+
+def test_dimension_error_in_a_pool_names_it(tmp_path):
+    pool = """
+        <ComponentType name="badPool" extends="concentrationModel">
+            <Parameter name="tau" dimension="time"/>
+            <Requirement name="iCa" dimension="current"/>
+            <Dynamics>
+                <StateVariable name="concentration" dimension="concentration" exposure="concentration"/>
+                <StateVariable name="extConcentration" dimension="concentration" exposure="extConcentration"/>
+                <TimeDerivative variable="concentration" value="iCa * tau"/>
+            </Dynamics>
+        </ComponentType>
+        <concentrationModel id="pool" type="badPool" ion="ca" tau="10ms"/>"""
+    species = ('<species id="ca" ion="ca" concentrationModel="pool" initialConcentration="5e-5mM" '
+               'initialExtConcentration="2mM"/>')  # fmt: skip
+    path = _write(tmp_path, _cell('<channelDensity id="l" ionChannel="hh_leak" condDensity="1mS_per_cm2" erev="-60mV"/>',
+                                  pool, species))  # fmt: skip
+    with pytest.raises(UnitError, match=r"<concentrationModel id='pool'>: dconcentration/dt is a .*expected"):
+        nml2lut.load_cell(path)
+
+
+def test_two_segments_are_refused(tmp_path):
+    text = _cell('<channelDensity id="l" ionChannel="hh_leak" condDensity="1mS_per_cm2" erev="-60mV"/>').replace(
+        "</segment>",
+        '</segment><segment id="1"><parent segment="0"/><distal x="10" y="0" z="0" diameter="1"/></segment>', 1)
+    path = _write(tmp_path, text)
+    with pytest.raises(UnsupportedError, match="2 segments; only single-compartment"):
+        nml2lut.load_cell(path)
+
+
+def test_nernst_without_external_calcium_warns_and_carries_no_current(tmp_path):
+    path = _write(tmp_path, _cell('<channelDensityNernst id="n" ionChannel="hh_na" condDensity="1mS_per_cm2" ion="ca"/>'))
+    from nml2lut.cell import NernstWarning
+
+    with pytest.warns(NernstWarning, match="no external calcium"):
+        cell = nml2lut.load_cell(path, temperature="20degC")
+    assert "iDensity_n = gDensity_n*(E_n - v)" in str(cell.equations)
+    assert "gDensity_n = 0*g_n" in str(cell.equations)
+
+
+def _lems(tmp_path: Path, network: str, simulation: str = "") -> Path:
+    cell = _write(tmp_path, _cell('<channelDensity id="l" ionChannel="hh_leak" condDensity="1mS_per_cm2" erev="-60mV"/>'))
+    text = f"""\
+        <Lems>
+            <Target component="sim"/>
+            <Include file="Cells.xml"/>
+            <Include file="{cell.name}"/>
+            {network}
+            <Simulation id="sim" length="2ms" step="0.01ms" target="net">
+                {simulation or '<OutputFile id="o" fileName="o.dat"><OutputColumn id="v" quantity="p[0]/v"/></OutputFile>'}
+            </Simulation>
+        </Lems>
+        """
+    path = tmp_path / "LEMS_test.xml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_inputs_follow_the_core_types(tmp_path):
+    network = """
+        <pulseGenerator id="pulse" delay="0.5ms" duration="1ms" amplitude="0.01nA"/>
+        <rampGenerator id="ramp" delay="0ms" duration="2ms" startAmplitude="0nA" finishAmplitude="0.02nA" baselineAmplitude="0nA"/>
+        <network id="net">
+            <population id="p" component="c" size="3"/>
+            <explicitInput target="p[1]" input="pulse"/>
+            <inputList id="il" component="ramp" population="p">
+                <input id="0" target="../p/2/c" destination="synapses"/>
+            </inputList>
+        </network>"""
+    simulation = """<OutputFile id="o" fileName="o.dat">
+            <OutputColumn id="a" quantity="p[0]/iSyn"/><OutputColumn id="b" quantity="p[1]/iSyn"/>
+            <OutputColumn id="c" quantity="p/2/c/iSyn"/></OutputFile>"""
+    result = nml2lut.run_lems(_lems(tmp_path, network, simulation))
+    t = result["t"]
+    np.testing.assert_array_equal(result["p[0]/iSyn"], 0.0)
+    on = (t + 1e-5 >= 0.5e-3 - 1e-12) & (t + 1e-5 < 1.5e-3 - 1e-12)
+    np.testing.assert_allclose(result["p[1]/iSyn"], np.where(on, 1e-11, 0.0), atol=1e-20)
+    ramp = np.where(t + 1e-5 < 2e-3 - 1e-12, 2e-11 * (t + 1e-5) / 2e-3, 0.0)  # back to baseline at the end
+    np.testing.assert_allclose(result["p/2/c/iSyn"], ramp, rtol=1e-9, atol=1e-22)
+
+
+def test_unsupported_input_and_unknown_quantity_are_named(tmp_path):
+    network = """
+        <voltageClamp id="vc" delay="0ms" duration="1ms" targetVoltage="0mV" simpleSeriesResistance="1Mohm"/>
+        <network id="net"><population id="p" component="c" size="1"/>
+            <explicitInput target="p[0]" input="vc"/></network>"""
+    with pytest.raises(UnsupportedError, match=r"<voltageClamp id='vc'>: input of type 'voltageClamp'"):
+        nml2lut.run_lems(_lems(tmp_path, network))
+    network = '<network id="net"><population id="p" component="c" size="1"/></network>'
+    simulation = '<OutputFile id="o" fileName="o.dat"><OutputColumn id="x" quantity="p[0]/nothing"/></OutputFile>'
+    with pytest.raises(ModelError, match="no quantity 'nothing'"):
+        nml2lut.run_lems(_lems(tmp_path, network, simulation))
+    with pytest.raises(ModelError, match="outside population 'p'"):
+        nml2lut.run_lems(_lems(tmp_path, network.replace("</network>",
+                                                         '<explicitInput target="p[3]" input="x"/></network>')))
+
+
+def test_graded_synapse_couples_two_cells(tmp_path):
+    network = """
+        <gradedSynapse id="g" conductance="5nS" delta="5mV" Vth="-62mV" k="0.5per_ms" erev="-80mV"/>
+        <silentSynapse id="s"/>
+        <pulseGenerator id="pulse" delay="0ms" duration="2ms" amplitude="0.05nA"/>
+        <network id="net">
+            <population id="p" component="c" size="2"/>
+            <explicitInput target="p[0]" input="pulse"/>
+            <continuousProjection id="proj" presynapticPopulation="p" postsynapticPopulation="p">
+                <continuousConnection id="0" preCell="0" postCell="1" preComponent="s" postComponent="g"/>
+            </continuousProjection>
+        </network>"""
+    simulation = """<OutputFile id="o" fileName="o.dat">
+            <OutputColumn id="a" quantity="p[0]/v"/><OutputColumn id="b" quantity="p[1]/v"/>
+            <OutputColumn id="c" quantity="p[1]/iSyn"/></OutputFile>"""
+    result = nml2lut.run_lems(_lems(tmp_path, network, simulation), method="euler")
+    # The presynaptic cell depolarises past Vth, the synapse opens and pulls the other cell towards -80 mV.
+    assert result["p[0]/v"].max() > -0.055
+    assert result["p[1]/iSyn"].min() < -1e-13
+    assert result["p[1]/v"][-1] < -0.0601
+
+
+@pytest.mark.cython
+def test_targets_agree(reference):
+    runs = {target: nml2lut.run_lems(CA_LEMS, target=target, length=0.05) for target in ("numpy", "cython")}
+    np.testing.assert_allclose(runs["cython"][V], runs["numpy"][V], rtol=0, atol=1e-9)
+
+
+@pytest.mark.cpp_standalone
+def test_cpp_standalone_agrees(tmp_path):
+    numpy_run = nml2lut.run_lems(CA_LEMS, length=0.05)
+    standalone = nml2lut.run_lems(CA_LEMS, target="cpp_standalone", length=0.05, build_dir=tmp_path / "build")
+    np.testing.assert_allclose(standalone[V], numpy_run[V], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(standalone["spikes:pop[0]"], numpy_run["spikes:pop[0]"], atol=1e-12)
