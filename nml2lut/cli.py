@@ -1,6 +1,6 @@
 """cli: the ``nml2lut`` command; subcommands call the API and map outcomes to exit codes.
 
-``demo``, ``convert``, ``check`` and ``curves``.  Exit status: 0 success,
+``demo``, ``convert``, ``check``, ``curves`` and ``simulate``.  Exit status: 0 success,
 1 a failure or a check breach, 2 usage errors (bad arguments, missing
 inputs), 130 interrupted.
 """
@@ -291,6 +291,30 @@ def _curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    import time
+
+    from .lems import run_lems
+    from .lemsout import plot_outputs, write_outputs
+
+    started = time.perf_counter()
+    results, run = run_lems(args.file, mode=args.mode, target=args.target, method=args.method,
+                            length=None if args.length is None else args.length * 1e-3, return_run=True)  # fmt: skip
+    elapsed = time.perf_counter() - started
+    sim = run.simulation
+    written = write_outputs(sim, results, args.output)
+    print(f"{sim.id}: {len(results['t'])} steps of {sim.step * 1e3:g} ms, mode {args.mode}, target {args.target}, "
+          f"method {args.method or 'default'}; {elapsed:.1f} s (building, compiling and running)")  # fmt: skip
+    for key, values in results.items():
+        if key.startswith("spikes:"):
+            print(f"  {key[7:]}: {values.size} spikes")
+    for path in written:
+        print(f"  wrote {path}")
+    if args.plot:
+        print(f"  wrote {plot_outputs(sim, results, args.plot)}")
+    return 0
+
+
 def _points(loaded, count: int):
     low, high = (loaded.grid.v_min, loaded.grid.v_max) if loaded.grid is not None else (-0.1, 0.06)
     return np.linspace(low, high, max(2, count))
@@ -347,6 +371,21 @@ def build_parser() -> argparse.ArgumentParser:
     curves.add_argument("--points", type=_positive(int), help="voltages sampled (default: every 0.1 mV)")
     _add_loading(curves, tolerance_default=None)
     curves.set_defaults(run=_curves)
+
+    simulate = commands.add_parser("simulate", help="run a LEMS simulation of single-compartment cells in Brian2",
+                                   description="Run the <Simulation> of a LEMS file with nml2lut's channels and write "
+                                   "its OutputFiles (time and columns, SI, tab-separated) and EventOutputFiles "
+                                   "(spike times) under DIR, as jLEMS does.")  # fmt: skip
+    simulate.add_argument("file", metavar="LEMS_FILE", help="a LEMS file with a <Simulation>")
+    simulate.add_argument("-o", "--output", default=".", metavar="DIR", help="output directory (default .)")
+    simulate.add_argument("--mode", default="lut", choices=["lut", "exact"], help="tables (default) or exact rates")
+    simulate.add_argument("--target", default="numpy", choices=["numpy", "cython", "cpp_standalone"],
+                          help="Brian2 code-generation target (default numpy)")  # fmt: skip
+    simulate.add_argument("--method", help="Brian2 integration method (default nml2lut.METHOD; 'euler' is "
+                                           "jLEMS's own scheme)")  # fmt: skip
+    simulate.add_argument("--length", type=_positive(float), help="simulated time in ms (default: the simulation's)")
+    simulate.add_argument("--plot", metavar="PNG", help="also plot the recorded quantities")
+    simulate.set_defaults(run=_simulate)
     return parser
 
 

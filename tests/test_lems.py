@@ -260,3 +260,27 @@ def test_cpp_standalone_agrees(tmp_path):
     standalone = nml2lut.run_lems(CA_LEMS, target="cpp_standalone", length=0.05, build_dir=tmp_path / "build")
     np.testing.assert_allclose(standalone[V], numpy_run[V], rtol=0, atol=1e-9)
     np.testing.assert_allclose(standalone["spikes:pop[0]"], numpy_run["spikes:pop[0]"], atol=1e-12)
+
+
+def test_simulate_command_writes_jlems_style_files(tmp_path):
+    from nml2lut.cli import main
+
+    out = tmp_path / "out"
+    assert main(["simulate", str(CA_LEMS), "-o", str(out), "--length", "40", "--plot", str(tmp_path / "p.png")]) == 0
+    table = np.loadtxt(out / "ca_cell.dat")
+    assert table.shape == (4000, 4)
+    np.testing.assert_allclose(table[1:, 0] - table[:-1, 0], 1e-5, rtol=1e-6)
+    spikes = np.loadtxt(out / "ca_cell.spikes", ndmin=2)
+    assert spikes.shape[1] == 2 and np.all(spikes[:, 1] == 0)
+    np.testing.assert_allclose(spikes[:, 0], threshold_crossings(table[:, 0], table[:, 1], 0.0), atol=2e-5)
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_simulate_refuses_output_names_outside_the_directory(tmp_path):
+    from nml2lut.cli import main
+
+    network = '<network id="net"><population id="p" component="c" size="1"/></network>'
+    simulation = '<OutputFile id="o" fileName="../escape.dat"><OutputColumn id="v" quantity="p[0]/v"/></OutputFile>'
+    path = _lems(tmp_path, network, simulation)
+    assert main(["simulate", str(path), "-o", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "escape.dat").exists()
