@@ -7,6 +7,7 @@ with its inputs as functions of ``t`` -> Synapses for continuous connections
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ def _input_expression(spec: InputSpec) -> str:
     if spec.kind == "sineGenerator":
         return (f"{p['amplitude']}*amp*{inside}*sin({p['phase']} + 2*3.14159265*((t + dt)/second - {p['delay']})"
                 f"/{p['period']})")  # fmt: skip
+    if spec.kind == "voltageClamp":
+        # Active from delay, off after delay + duration (strictly later), as the core type's conditions say.
+        clamp = f"int(t + dt >= {start!r}*second and t + dt <= {stop!r}*second)"
+        return f"{clamp}*({p['targetVoltage']}*volt - v)/({p['simpleSeriesResistance']}*ohm)"
     if spec.kind == "rampGenerator":
         ramp = (f"({p['startAmplitude']} + ({p['finishAmplitude']} - {p['startAmplitude']})*((t + dt)/second - {p['delay']})"
                 f"/{p['duration']})")  # fmt: skip
@@ -86,6 +91,29 @@ def _synapse_model(kind: str, values: dict[str, float], target: str) -> tuple[st
     raise UnsupportedError(kind, f"continuous synapse type {kind!r}")
 
 
+def _spiking_model(kind: str, values: dict[str, float], target: str) -> tuple[str, str]:
+    """Brian2 Synapses model and on_pre code of a chemical synapse (core types: conductance in siemens)."""
+    gbase, erev = repr(values["gbase"]), repr(values["erev"])
+    current = f"{target}_post = g*({erev}*volt - v_post) : amp (summed)\nw : 1 (constant)"
+    if kind == "expOneSynapse":
+        return f"dg/dt = -g/({values['tauDecay']!r}*second) : siemens (clock-driven)\n{current}", f"g += w*{gbase}*siemens"
+    if kind == "expTwoSynapse":
+        rise, decay = values["tauRise"], values["tauDecay"]
+        if not 0 < rise < decay:
+            raise ModelError(f"expTwoSynapse needs 0 < tauRise < tauDecay, got {rise} s and {decay} s")
+        peak = math.log(decay / rise) * rise * decay / (decay - rise)
+        factor = 1 / (math.exp(-peak / decay) - math.exp(-peak / rise))
+        model = (f"dA/dt = -A/({rise!r}*second) : 1 (clock-driven)\ndB/dt = -B/({decay!r}*second) : 1 (clock-driven)\n"
+                 f"g = {gbase}*siemens*(B - A) : siemens\n{current}")  # fmt: skip
+        return model, f"A += w*{factor!r}\nB += w*{factor!r}"
+    if kind == "alphaSynapse":
+        tau = repr(values["tau"])
+        model = (f"dA/dt = -A/({tau}*second) : siemens (clock-driven)\n"
+                 f"dg/dt = (2.7182818284590451*A - g)/({tau}*second) : siemens (clock-driven)\n{current}")  # fmt: skip
+        return model, f"A += w*{gbase}*siemens"
+    raise UnsupportedError(kind, f"synapse type {kind!r}")
+
+
 class _Builder:
     def __init__(self, library: Library, simulation: SimulationSpec, *, mode, method, tolerance, v_range):
         self.library = library
@@ -99,11 +127,12 @@ class _Builder:
         self.extra_currents: dict[str, list[str]] = {p.id: [] for p in simulation.populations}
         self.input_weights: dict[tuple[str, str], dict[int, float]] = {}
         self.synapse_specs: list[tuple[ConnectionSpec, str, str, tuple]] = []
+        self.spiking_specs: dict[str, tuple[str, list]] = {}
 
     def plan(self) -> None:
         """Decide the extra currents of each population before its equations are built."""
         for spec in self.sim.inputs:
-            name = f"I_in_{identifier(spec.component, what='input id')}"
+            name = identifier(f"I_in_{spec.component}", what="input id")
             key = (spec.population, name)
             if key not in self.input_weights:
                 self.input_weights[key] = {}
@@ -124,6 +153,16 @@ class _Builder:
                 self.extra_lines[dest[0]].append(f"{target} : amp")
                 self.extra_currents[dest[0]].append(target)
                 self.synapse_specs.append((connection, target, kind, (values, source, dest)))
+
+        for connection in self.sim.spiking:
+            target = identifier(f"Isyn_ev_{connection.projection}", what="projection id")
+            if target not in self.spiking_specs:
+                self.extra_lines[connection.post[0]].append(f"{target} : amp")
+                self.extra_currents[connection.post[0]].append(target)
+                self.spiking_specs[target] = (connection.synapse, [])
+            if self.spiking_specs[target][0] != connection.synapse:
+                raise ModelError(f"{connection.where}: one projection with two synapse types")
+            self.spiking_specs[target][1].append(connection)
 
     def cells(self) -> dict[str, LoadedCell]:
         out = {}
@@ -166,7 +205,7 @@ def _resolve_column(run: LemsRun, quantity: str) -> tuple[str, str, int, str]:
 
 
 def _build(run: LemsRun, builder: _Builder, method) -> list:
-    from brian2 import Equations, NeuronGroup, SpikeMonitor, StateMonitor, Synapses
+    from brian2 import Equations, NeuronGroup, SpikeMonitor, StateMonitor, Synapses, second
 
     sim = run.simulation
     dt = _seconds(sim.step)
@@ -195,6 +234,16 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
         synapses.w = connection.weight
         if update is not None:
             synapses.run_regularly(update, when="after_groups")
+        run.synapses.append(synapses)
+        objects.append(synapses)
+    for target, ((kind, values), connections) in builder.spiking_specs.items():
+        model, on_pre = _spiking_model(kind, values, target)
+        first = connections[0]
+        synapses = Synapses(run.groups[first.pre[0]], run.groups[first.post[0]], model=model, on_pre=on_pre,
+                            method=method, dt=dt, name=f"syn_{target.lower()}")  # fmt: skip
+        synapses.connect(i=np.array([c.pre[1] for c in connections]), j=np.array([c.post[1] for c in connections]))
+        synapses.w = np.array([c.weight for c in connections])
+        synapses.delay = np.array([c.delay for c in connections]) * second
         run.synapses.append(synapses)
         objects.append(synapses)
     recorded: dict[str, dict[str, set[int]]] = {}
@@ -241,9 +290,12 @@ def run_lems(
         A LEMS file with a ``<Simulation>`` (the one its ``<Target>`` names);
         its network may be a ``network`` or ``networkWithTemperature`` of
         populations of ``<cell>``/``<pointCellCondBased>`` cells, fed by
-        ``pulseGenerator``, ``sineGenerator`` or ``rampGenerator`` inputs
-        (``explicitInput``, ``inputList``) and coupled by continuous
-        projections (graded, linear graded and silent synapses).
+        ``pulseGenerator``, ``sineGenerator``, ``rampGenerator`` or
+        ``voltageClamp`` inputs (``explicitInput``, ``inputList``), coupled by
+        continuous projections (graded, linear graded and silent synapses),
+        electrical projections (gap junctions) and chemical projections
+        (``expOneSynapse``, ``expTwoSynapse``, ``alphaSynapse``; the pre cell's
+        spikes, weights, delays).
     mode : {"lut", "exact"}
         Channel tables or exact expressions.
     target : {"numpy", "cython", "cpp_standalone"}

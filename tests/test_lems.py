@@ -284,3 +284,20 @@ def test_simulate_refuses_output_names_outside_the_directory(tmp_path):
     path = _lems(tmp_path, network, simulation)
     assert main(["simulate", str(path), "-o", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "escape.dat").exists()
+
+
+def test_network_with_chemical_and_electrical_synapses_matches_jlems():
+    """Cell 0 excites cell 1 (expTwoSynapse, delay 2 ms), inhibits cell 2 (alphaSynapse); 1 and 2 share a gap junction."""
+    reference = np.load(Path(__file__).parent / "data" / "jlems_ca_network.npz")
+    result = nml2lut.run_lems(EXAMPLES / "LEMS_ca_network.xml", method="euler")
+    for cell in range(3):
+        key = f"pop[{cell}]/v"
+        ours, ref = threshold_crossings(result["t"], result[key], 0.0), reference[f"spikes:{key}"]
+        assert len(ours) == len(ref)
+        assert np.all(np.abs(ours - ref) <= _spike_tolerance(ref))
+    assert len(reference["spikes:pop[1]/v"]) >= 3  # the excitation makes cell 1 fire
+    assert len(reference["spikes:pop[2]/v"]) == 0
+    # Cell 2 only sees the inhibition and the gap junction: subthreshold, as in jLEMS to a fraction of a mV.
+    v2 = np.interp(reference["t"], result["t"], result["pop[2]/v"])
+    assert np.max(np.abs(v2 - reference["pop[2]/v"])) < 0.5e-3
+    assert np.ptp(reference["pop[2]/v"]) > 2e-3

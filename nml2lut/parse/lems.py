@@ -3,7 +3,9 @@
 Reads the structure of the NeuroML2 core network, input and simulation types:
 populations (``population`` with a size, or a ``populationList`` of
 instances), inputs (``explicitInput``, ``inputList`` with ``input``/``inputW``),
-continuous projections (graded and silent synapses, gap junctions), the
+continuous projections (graded and silent synapses), electrical projections
+(gap junctions), chemical projections (``expOneSynapse``, ``expTwoSynapse``,
+``alphaSynapse``, with weights and delays), the
 simulation's length and step, and its ``OutputFile``/``EventOutputFile``
 (or, without them, its ``Display`` lines).  Values are SI floats.
 """
@@ -20,11 +22,13 @@ from .channels import Library
 from .cells import find_element
 from .xmlread import local_name
 
-__all__ = ["SimulationSpec", "PopulationSpec", "InputSpec", "ConnectionSpec", "OutputSpec", "EventOutputSpec",
+__all__ = ["SimulationSpec", "PopulationSpec", "InputSpec", "ConnectionSpec", "SpikingConnectionSpec", "OutputSpec",
+           "EventOutputSpec",
            "read_simulation", "CellRef", "parse_cell_ref"]  # fmt: skip
 
-INPUT_TYPES = frozenset({"pulseGenerator", "sineGenerator", "rampGenerator"})
+INPUT_TYPES = frozenset({"pulseGenerator", "sineGenerator", "rampGenerator", "voltageClamp"})
 CONTINUOUS_TYPES = frozenset({"gradedSynapse", "silentSynapse", "linearGradedSynapse", "gapJunction"})
+SPIKING_TYPES = frozenset({"expOneSynapse", "expTwoSynapse", "alphaSynapse"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,19 @@ class ConnectionSpec:
 
 
 @dataclass(frozen=True)
+class SpikingConnectionSpec:
+    """One chemical connection: a spike of the pre cell reaches the post cell's synapse after ``delay``."""
+
+    projection: str
+    pre: tuple[str, int]
+    post: tuple[str, int]
+    synapse: tuple[str, dict[str, float]]
+    weight: float
+    delay: float
+    where: str
+
+
+@dataclass(frozen=True)
 class OutputSpec:
     id: str
     file_name: str
@@ -89,6 +106,7 @@ class SimulationSpec:
     populations: tuple[PopulationSpec, ...]
     inputs: tuple[InputSpec, ...]
     connections: tuple[ConnectionSpec, ...]
+    spiking: tuple[SpikingConnectionSpec, ...]
     outputs: tuple[OutputSpec, ...]
     event_outputs: tuple[EventOutputSpec, ...]
     where: str
@@ -181,7 +199,7 @@ def read_simulation(library: Library) -> SimulationSpec:
     return SimulationSpec(
         id=element.get("id", ""), length=length, step=step, network=network.get("id", ""), prefix=prefix,
         temperature=temperature, populations=reader.populations(), inputs=reader.inputs(),
-        connections=reader.connections(), outputs=outputs, event_outputs=events, where=where,
+        connections=reader.connections(), spiking=reader.spiking(), outputs=outputs, event_outputs=events, where=where,
         target_quantities=target_quantities,
     )  # fmt: skip
 
@@ -240,13 +258,6 @@ class _NetworkReader:
             out.append(PopulationSpec(ident, component, size, where))
         if not out:
             raise ModelError(f"{_where(self.network, self.path)}: the network has no populations")
-        for element in self._children("projection", "electricalProjection"):
-            tag = local_name(element)
-            if tag == "projection" and not any(True for _ in element):
-                continue
-            raise UnsupportedError(
-                f"<{tag}>", f"{_where(element, self.path)}: spiking and electrical projections are not supported yet"
-            )
         return tuple(out)
 
     def _check_cell(self, population: str, index: int, where: str) -> tuple[str, int]:
@@ -299,8 +310,51 @@ class _NetworkReader:
                 out.append(InputSpec(population, index, component, kind, values, weight, item_where))
         return tuple(out)
 
+    def _cell_of(self, item: etree._Element, name: str, population: str | None, where: str) -> tuple[str, int]:
+        """``preCell="0"`` (an index into ``population``) or ``preCellId="../pop/0/cell"`` (a path)."""
+        text = item.get(name) or item.get(f"{name}Id") or ""
+        if text.strip().isdigit() and population:
+            return self._check_cell(population, int(text), where)
+        ref = parse_cell_ref(text, where)
+        return self._check_cell(ref.population, ref.index, where)
+
+    def spiking(self) -> tuple[SpikingConnectionSpec, ...]:
+        out = []
+        for projection in self._children("projection"):
+            where = _where(projection, self.path)
+            items = [c for c in projection if local_name(c) in ("connection", "connectionWD")]
+            if not items:
+                continue
+            if not projection.get("id"):
+                raise ModelError(f"{where}: a projection needs an id")
+            synapse = self._component(projection.get("synapse", ""), SPIKING_TYPES, "synapse", where)
+            pre_pop, post_pop = projection.get("presynapticPopulation"), projection.get("postsynapticPopulation")
+            for item in items:
+                item_where = _where(item, self.path)
+                pre = self._cell_of(item, "preCell", pre_pop, item_where)
+                post = self._cell_of(item, "postCell", post_pop, item_where)
+                weight = _float(item.get("weight", "1"), item_where, "weight")
+                delay = self.library.units.parse(item.get("delay", "0ms"), "time", where=f"{item_where} delay").value
+                if delay < 0:
+                    raise ModelError(f"{item_where}: negative delay")
+                out.append(SpikingConnectionSpec(projection.get("id", ""), pre, post, synapse, weight, delay, item_where))
+        return tuple(out)
+
     def connections(self) -> tuple[ConnectionSpec, ...]:
         out = []
+        for projection in self._children("electricalProjection"):
+            where = _where(projection, self.path)
+            pre_pop, post_pop = projection.get("presynapticPopulation"), projection.get("postsynapticPopulation")
+            for item in projection:
+                if not local_name(item).startswith("electricalConnection"):
+                    continue
+                item_where = _where(item, self.path)
+                pre = self._cell_of(item, "preCell", pre_pop, item_where)
+                post = self._cell_of(item, "postCell", post_pop, item_where)
+                junction = self._component(item.get("synapse", ""), CONTINUOUS_TYPES, "synapse", item_where)
+                weight = _float(item.get("weight", "1"), item_where, "weight")
+                # A gap junction acts on both cells, each seeing the other as its peer.
+                out.append(ConnectionSpec(projection.get("id", ""), pre, post, junction, junction, weight, item_where))
         for projection in self._children("continuousProjection"):
             where = _where(projection, self.path)
             pre_pop, post_pop = projection.get("presynapticPopulation"), projection.get("postsynapticPopulation")
@@ -344,6 +398,11 @@ _PARAMETERS = {
     "silentSynapse": {},
     "linearGradedSynapse": {"conductance": "conductance"},
     "gapJunction": {"conductance": "conductance"},
+    "voltageClamp": {"delay": "time", "duration": "time", "targetVoltage": "voltage",
+                     "simpleSeriesResistance": "resistance"},
+    "expOneSynapse": {"gbase": "conductance", "erev": "voltage", "tauDecay": "time"},
+    "expTwoSynapse": {"gbase": "conductance", "erev": "voltage", "tauRise": "time", "tauDecay": "time"},
+    "alphaSynapse": {"gbase": "conductance", "erev": "voltage", "tau": "time"},
 }  # fmt: skip
 
 
