@@ -11,9 +11,11 @@ import math
 import os
 import tempfile
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 
 import numpy as np
 
+from . import expr
 from .cell import CellBuildOptions, LoadedCell, build_cell, default_method
 from .emit import identifier
 from .errors import ModelError, UnsupportedError
@@ -329,15 +331,74 @@ def run_lems(
         raise ModelError(f"target must be one of {TARGETS}, got {target!r}")
     library = read_library(path)
     simulation = read_simulation(library)
-    builder = _Builder(library, simulation, mode=mode, method=method, tolerance=tolerance, v_range=v_range)
-    builder.plan()
-    run = LemsRun(simulation, builder.cells())
+    steps = int(round((simulation.length if length is None else length) / simulation.step))
+    if steps < 1:
+        raise ModelError(f"{simulation.where}: length {length} s is shorter than one step")
+    segments = temperature_segments(simulation, steps)
+    if len(segments) > 1 and target == "cpp_standalone":
+        raise UnsupportedError("time-varying temperature in cpp_standalone",
+                               f"{simulation.where}: the temperature changes during the run; use numpy or cython")  # fmt: skip
     chosen = method if method is not None else default_method()
-    results = _execute(run, builder, chosen, target, build_dir, length)
+    parts, run = [], None
+    for first, stop, temperature in segments:
+        # Channels bind the temperature when loaded: each stretch of constant temperature
+        # gets its own model, started from the state the previous one ended in.
+        segment = simulation if temperature is None else dc_replace(simulation, temperature=temperature)
+        builder = _Builder(library, segment, mode=mode, method=method, tolerance=tolerance, v_range=v_range)
+        builder.plan()
+        current = LemsRun(segment, builder.cells())
+        parts.append(_execute(current, builder, chosen, target, build_dir, first, stop, run))
+        run = current
+    results = _concatenate(parts)
     return (results, run) if return_run else results
 
 
-def _execute(run: LemsRun, builder: _Builder, method, target: str, build_dir, length) -> dict[str, np.ndarray]:
+def temperature_segments(simulation: SimulationSpec, steps: int) -> list[tuple[int, int, float | None]]:
+    """Stretches ``[first, stop)`` of steps with one temperature (K), as a custom target's Dynamics set it.
+
+    jLEMS evaluates the target's OnConditions at the end of each step, on its
+    accumulated time; the temperature they set holds from the next step on.
+    """
+    dynamics = simulation.target_dynamics
+    if dynamics is None:
+        return [(0, steps, simulation.temperature)]
+    state = {name: float(expr.evaluate(tree, {})) for name, tree in dynamics.on_start.items()}
+    values = np.empty(steps)
+    t = 0.0
+    for n in range(steps):
+        values[n] = state["temperature"]
+        t += simulation.step
+        for test, assignments in dynamics.on_conditions:
+            if expr.evaluate(test, {**state, "t": t}):
+                state.update({k: float(expr.evaluate(v, {**state, "t": t})) for k, v in assignments.items()})
+    if not np.all(values > 0):
+        raise ModelError(f"{dynamics.where}: the temperature drops to {values.min()} K")
+    edges = [0, *(np.flatnonzero(np.diff(values)) + 1).tolist(), steps]
+    return [(a, b, float(values[a])) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _copy_state(previous: LemsRun, current: LemsRun) -> None:
+    """Carry every per-neuron and per-synapse state over from the previous stretch's objects."""
+    from brian2.core.variables import ArrayVariable
+
+    pairs = [(previous.groups[k], current.groups[k]) for k in current.groups]
+    pairs += list(zip(previous.synapses, current.synapses))
+    for old, new in pairs:
+        for name, variable in old.variables.items():
+            target = new.variables.get(name)
+            if (isinstance(variable, ArrayVariable) and isinstance(target, ArrayVariable) and name not in ("t", "dt")
+                    and not target.read_only and not name.startswith("_") and variable.size == target.size):  # fmt: skip
+                target.set_value(variable.get_value())
+
+
+def _execute(run: LemsRun, builder: _Builder, method, target: str, build_dir, first: int, stop: int,
+             previous: LemsRun | None) -> dict[str, np.ndarray]:  # fmt: skip
     import brian2
 
     sim = run.simulation
@@ -353,13 +414,13 @@ def _execute(run: LemsRun, builder: _Builder, method, target: str, build_dir, le
     try:
         objects = _build(run, builder, method)
         network = brian2.Network(*objects)
-        steps = int(round((sim.length if length is None else length) / sim.step))
-        if steps < 1:
-            raise ModelError(f"{sim.where}: length {length} s is shorter than one step")
-        network.run(steps * sim.step * brian2.second, namespace={})
+        if previous is not None:
+            _copy_state(previous, run)
+            network.t_ = first * sim.step
+        network.run((stop - first) * sim.step * brian2.second, namespace={})
         if standalone:
             brian2.device.build(directory=directory, compile=True, run=True)
-        return _collect(run, steps)
+        return _collect(run, stop - first)
     finally:
         if standalone:
             brian2.device.reinit()
@@ -381,8 +442,8 @@ def _collect(run: LemsRun, steps: int) -> dict[str, np.ndarray]:
         for quantity, (pop, name, index, unit) in run.columns.items():
             if pop != population:
                 continue
-            values = np.asarray(getattr(monitor, name)[indices.index(index)])
-            results[quantity] = _in_si(values, unit)
+            # Brian2 keeps values in SI base units: the plain array is the SI value.
+            results[quantity] = np.asarray(getattr(monitor, name)[indices.index(index)], dtype=float)
     if time is None:
         time = np.arange(steps) * sim.step
     results = {"t": time, **results}
@@ -396,10 +457,3 @@ def _collect(run: LemsRun, steps: int) -> dict[str, np.ndarray]:
             times = np.asarray(monitor.t / second)
             results[f"spikes:{select}"] = times[np.asarray(monitor.i) == ref.index]
     return results
-
-
-def _in_si(values, unit: str) -> np.ndarray:
-    """Brian2 values (with units or plain) as SI floats."""
-    array = np.asarray(values, dtype=float)
-    return array
-

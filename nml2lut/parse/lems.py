@@ -13,13 +13,15 @@ simulation's length and step, and its ``OutputFile``/``EventOutputFile``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lxml import etree
 
+from .. import expr
 from ..errors import ModelError, UnitError, UnsupportedError
 from .channels import Library
 from .cells import find_element
+from .componenttypes import Component
 from .xmlread import local_name
 
 __all__ = ["SimulationSpec", "PopulationSpec", "InputSpec", "ConnectionSpec", "SpikingConnectionSpec", "OutputSpec",
@@ -110,7 +112,7 @@ class SimulationSpec:
     outputs: tuple[OutputSpec, ...]
     event_outputs: tuple[EventOutputSpec, ...]
     where: str
-    target_quantities: dict[str, float] = field(default_factory=dict)
+    target_dynamics: TargetDynamics | None = None
 
 
 @dataclass(frozen=True)
@@ -181,14 +183,14 @@ def read_simulation(library: Library) -> SimulationSpec:
     if found is None:
         raise ModelError(f"{where}: no network or component with id {target_id!r}")
     network, network_path = found
-    prefix, target_quantities = "", {}
+    prefix, target_dynamics = "", None
     if local_name(network) != "network":
         # A custom target wrapping a network (a tissue, say): quantities are prefixed by the network id.
         inner = [c for c in network if local_name(c) == "network"]
         if len(inner) != 1:
             raise UnsupportedError(f"target {local_name(network)}",
                                    f"{_where(network, network_path)}: the target is not a network")  # fmt: skip
-        target_quantities = _target_quantities(library, network, network_path)
+        target_dynamics = _target_dynamics(library, network, network_path)
         network = inner[0]
         prefix = f"{network.get('id', '')}/"
     temperature = None
@@ -200,26 +202,59 @@ def read_simulation(library: Library) -> SimulationSpec:
         id=element.get("id", ""), length=length, step=step, network=network.get("id", ""), prefix=prefix,
         temperature=temperature, populations=reader.populations(), inputs=reader.inputs(),
         connections=reader.connections(), spiking=reader.spiking(), outputs=outputs, event_outputs=events, where=where,
-        target_quantities=target_quantities,
+        target_dynamics=target_dynamics,
     )  # fmt: skip
 
 
-def _target_quantities(library: Library, element: etree._Element, path: str) -> dict[str, float]:
-    """A custom target's ``temperature``: a constant, or refused when its Dynamics change it."""
+@dataclass(frozen=True)
+class TargetDynamics:
+    """A custom simulation target's own Dynamics (a tissue whose temperature changes, say).
+
+    Trees over its states and ``t`` only (parameters substituted); no time
+    derivatives: the states change by ``OnCondition`` assignments.
+    """
+
+    states: tuple[str, ...]
+    on_start: dict[str, expr.Node]
+    on_conditions: tuple[tuple[expr.Node, dict[str, expr.Node]], ...]
+    where: str
+
+
+def _target_dynamics(library: Library, element: etree._Element, path: str) -> TargetDynamics | None:
+    """The Dynamics of a custom target that exposes ``temperature`` (None when it has none)."""
     kind = element.get("type") or local_name(element)
     where = _where(element, path)
     if kind not in library.types:
-        return {}
-    flat = library.types.flatten(kind, where)
+        return None
+    attributes = {k: v for k, v in element.attrib.items() if isinstance(k, str)}
+    resolver = library.types.resolve_dynamics(Component(kind, attributes, where), {}, allow_events=True)
+    flat = resolver.flat
     if "temperature" not in flat.exposures:
-        return {}
-    changed = any("temperature" in assign for _, assign in flat.on_conditions) or "temperature" in flat.derivatives
-    if changed:
-        raise UnsupportedError(
-            "time-varying temperature",
-            f"{where}: {kind!r} changes the temperature during the run; nml2lut binds it when loading channels",
-        )  # fmt: skip
-    return {}
+        return None
+    if flat.derivatives or flat.selects:
+        raise UnsupportedError("target dynamics", f"{where}: {kind!r} integrates its temperature; only "
+                                                  "OnStart/OnCondition assignments are supported")  # fmt: skip
+    if "temperature" not in flat.states:
+        value = resolver.value_of("temperature")
+        if not isinstance(value, expr.Num):
+            raise UnsupportedError("target dynamics", f"{where}: {kind!r} computes its temperature")
+        return TargetDynamics(("temperature",), {"temperature": value}, (), where)
+
+    def close(tree: expr.Node) -> expr.Node:
+        names = {n: resolver.value_of(n) for n in expr.free_symbols(tree) if n not in flat.states and n != "t"}
+        closed = expr.fold_constants(expr.substitute(tree, names))
+        unknown = expr.free_symbols(closed) - set(flat.states) - {"t"}
+        if unknown:
+            raise ModelError(f"{where}: {kind!r} uses {sorted(unknown)}")
+        return closed
+
+    missing = set(flat.states) - set(flat.on_start)
+    if missing:
+        raise ModelError(f"{where}: {kind!r} gives no initial value for {sorted(missing)}")
+    return TargetDynamics(
+        tuple(flat.states), {s: close(v) for s, v in flat.on_start.items()},
+        tuple((close(test), {s: close(v) for s, v in assign.items()}) for test, assign in flat.on_conditions), where,
+    )  # fmt: skip
 
 
 class _NetworkReader:
