@@ -1,6 +1,6 @@
 """Cells and LEMS simulations: `load_cell`, `run_lems`, against jLEMS.
 
-The reference for the package's own example cell (``example_channels/LEMS_ca_cell.xml``:
+The reference for the package's own example cell (``example_channels/cells/LEMS_ca_cell.xml``:
 HH channels, a Nernst calcium channel, a calcium pool and a calcium-activated
 potassium channel) was made with jLEMS by ``validation/jlems_reference.py``
 and is stored in ``tests/data/jlems_ca_cell.npz``.
@@ -20,7 +20,7 @@ from nml2lut.refcompare import threshold_crossings
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "example_channels"
-CA_LEMS = EXAMPLES / "LEMS_ca_cell.xml"
+CA_LEMS = EXAMPLES / "cells" / "LEMS_ca_cell.xml"
 CA_REFERENCE = Path(__file__).parent / "data" / "jlems_ca_cell.npz"
 V = "pop[0]/v"
 CA = "pop[0]/caConc"
@@ -72,7 +72,7 @@ def test_run_lems_returns_si_arrays_on_the_step_grid():
 def test_load_cell_gives_a_ready_group():
     from brian2 import nA, ms, run, defaultclock, Network, StateMonitor, SpikeMonitor
 
-    cell = nml2lut.load_cell(EXAMPLES / "ca_cell.cell.nml", temperature="6.3degC")
+    cell = nml2lut.load_cell(EXAMPLES / "cells" / "ca_cell.cell.nml", temperature="6.3degC")
     assert set(cell.channels) == {"na_all", "k_all", "leak_all", "ca_all", "kca_all"}
     defaultclock.dt = 0.01 * ms
     group = cell.neuron_group(2)
@@ -212,10 +212,11 @@ def test_inputs_follow_the_core_types(tmp_path):
 
 def test_unsupported_input_and_unknown_quantity_are_named(tmp_path):
     network = """
-        <voltageClamp id="vc" delay="0ms" duration="1ms" targetVoltage="0mV" simpleSeriesResistance="1Mohm"/>
+        <voltageClampTriple id="vc" active="1" delay="0ms" duration="1ms" conditioningVoltage="-70mV"
+            testingVoltage="0mV" returnVoltage="-70mV" simpleSeriesResistance="1Mohm"/>
         <network id="net"><population id="p" component="c" size="1"/>
             <explicitInput target="p[0]" input="vc"/></network>"""
-    with pytest.raises(UnsupportedError, match=r"<voltageClamp id='vc'>: input of type 'voltageClamp'"):
+    with pytest.raises(UnsupportedError, match=r"<voltageClampTriple id='vc'>: input of type 'voltageClampTriple'"):
         nml2lut.run_lems(_lems(tmp_path, network))
     network = '<network id="net"><population id="p" component="c" size="1"/></network>'
     simulation = '<OutputFile id="o" fileName="o.dat"><OutputColumn id="x" quantity="p[0]/nothing"/></OutputFile>'
@@ -289,7 +290,7 @@ def test_simulate_refuses_output_names_outside_the_directory(tmp_path):
 def test_network_with_chemical_and_electrical_synapses_matches_jlems():
     """Cell 0 excites cell 1 (expTwoSynapse, delay 2 ms), inhibits cell 2 (alphaSynapse); 1 and 2 share a gap junction."""
     reference = np.load(Path(__file__).parent / "data" / "jlems_ca_network.npz")
-    result = nml2lut.run_lems(EXAMPLES / "LEMS_ca_network.xml", method="euler")
+    result = nml2lut.run_lems(EXAMPLES / "cells" / "LEMS_ca_network.xml", method="euler")
     for cell in range(3):
         key = f"pop[{cell}]/v"
         ours, ref = threshold_crossings(result["t"], result[key], 0.0), reference[f"spikes:{key}"]

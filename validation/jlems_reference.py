@@ -4,8 +4,8 @@ Used to make the stored references of nml2lut's own example simulations
 (``tests/data/*.npz``), which the test suite compares `nml2lut.run_lems` with.
 Needs pyNeuroML (``pip install pyneuroml``) and Java; nml2lut itself does not.
 
-    python validation/jlems_reference.py example_channels/LEMS_ca_cell.xml tests/data/jlems_ca_cell.npz \\
-        --jnml /path/to/jnml --stride 10
+    python validation/jlems_reference.py example_channels/cells/LEMS_ca_cell.xml tests/data/jlems_ca_cell.npz \\
+        --root example_channels --jnml /path/to/jnml --stride 10
 
 The .npz holds ``t`` (s), one array per OutputColumn keyed by its quantity
 (SI, every ``stride``-th step), ``spikes:<quantity>`` (upward crossings of 0 mV
@@ -41,19 +41,22 @@ def _output_files(lems: Path) -> list[tuple[str, list[str]]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("lems", type=Path, help="LEMS file; every file next to it is copied to a scratch folder")
+    parser.add_argument("lems", type=Path, help="LEMS file")
+    parser.add_argument("--root", type=Path, help="folder copied (recursively) to a scratch folder for the run, so "
+                        "that includes such as ../x.nml resolve (default: the LEMS file's folder)")
     parser.add_argument("output", type=Path, help=".npz to write")
     parser.add_argument("--jnml", default=shutil.which("jnml") or "jnml", help="the jnml command (pyNeuroML)")
     parser.add_argument("--stride", type=int, default=10, help="keep every n-th sample of the traces")
     args = parser.parse_args(argv)
+    root = (args.root or args.lems.parent).resolve()
+    relative = args.lems.resolve().parent.relative_to(root)
     with tempfile.TemporaryDirectory() as scratch:
-        for path in args.lems.parent.iterdir():
-            if path.is_file():
-                shutil.copy(path, scratch)
-        subprocess.run([args.jnml, args.lems.name, "-nogui"], cwd=scratch, check=True)
+        shutil.copytree(root, Path(scratch) / "root")
+        workdir = Path(scratch) / "root" / relative
+        subprocess.run([args.jnml, args.lems.name, "-nogui"], cwd=workdir, check=True)
         arrays: dict[str, np.ndarray] = {}
         for file_name, columns in _output_files(args.lems):
-            data = np.loadtxt(Path(scratch) / file_name, ndmin=2)
+            data = np.loadtxt(workdir / file_name, ndmin=2)
             t = data[:, 0]
             for k, quantity in enumerate(columns, start=1):
                 if quantity.endswith("/v"):
