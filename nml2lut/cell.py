@@ -355,9 +355,7 @@ class _CellBuilder:
         self.namespace[EXPREL_FUNCTION_NAME] = make_exprel_function()
         self.initial.append((f"P_{suffix}", f"{density.permeability!r}*meter/second"))
         self.lines.append(f"P_{suffix} : meter/second (constant)")
-        if not self._has_external():
-            self._needs_external(density)
-            self.lines.append(f"iDensity_{suffix} = 0*amp/meter**2 : amp/meter**2")
+        if self._no_current_without_external(density, suffix):
             return
         x = f"(-{k!r}*v/volt)"
         self.lines.append(
@@ -373,15 +371,21 @@ class _CellBuilder:
         self.lines += [f"g_{suffix} : siemens/meter**2 (constant)",
                        f"gDensity_{suffix} = g_{suffix}*{fopen} : siemens/meter**2"]  # fmt: skip
         self.quantities[self._membrane(f"{density.id}/gDensity")] = (f"gDensity_{suffix}", "siemens/meter**2")
-        if not self._has_external():
-            self._needs_external(density)
-            self.lines.append(f"iDensity_{suffix} = 0*amp/meter**2 : amp/meter**2")
+        if self._no_current_without_external(density, suffix):
             return
         x = f"(v/mV/{tmp!r})"
         self.lines.append(
             f"iDensity_{suffix} = gDensity_{suffix}*{tmp * 1e-3!r}*volt*(1 - (caConc/caConcExt)*exp({x}))"
             f"/{EXPREL_FUNCTION_NAME}({x}) : amp/meter**2"
         )
+
+    def _no_current_without_external(self, density: DensitySpec, suffix: str) -> bool:
+        """Without an external calcium concentration a GHK density carries no current (core types' Case)."""
+        if self._has_external():
+            return False
+        self._needs_external(density)
+        self.lines.append(f"iDensity_{suffix} = 0*amp/meter**2 : amp/meter**2")
+        return True
 
     def _needs_external(self, density: DensitySpec) -> None:
         warnings.warn(f"{density.where}: no external calcium concentration: the density carries no current, "
