@@ -73,6 +73,10 @@ class CellBuildOptions:
     # passes v down the component tree one level per step (cell -> density ->
     # channel -> rate), so its rates see v from three steps before.
     rate_lag: int = 0
+    # The concentration axis (mM) of 2-D tables.  Wider than load_channel's default:
+    # pools in the wild run far beyond physiological values (Traub's "concentration"
+    # reaches thousands of mM), and a value off the table is held at the edge.
+    conc_range: tuple[float, float] = (1e-8, 1e4)
 
 
 @dataclass
@@ -263,7 +267,7 @@ class _CellBuilder:
             channel, name=suffix, temperature=None if o.temperature is None else o.temperature * kelvin,
             mode=o.mode, v_range=None if o.v_range is None else tuple(x * volt for x in o.v_range),
             tolerance=o.tolerance, n_points=None, vshift=None if vshift is None else vshift * volt, dt=o.dt,
-            conc="caConc", kinetic=o.kinetic,
+            conc="caConc", conc_range=tuple(f"{c!r}mM" for c in o.conc_range), kinetic=o.kinetic,
         )  # fmt: skip
 
     def _density(self, density: DensitySpec) -> str:
