@@ -37,27 +37,37 @@ def _spike_tolerance(ref_spikes: np.ndarray) -> np.ndarray:
     return np.maximum(0.2e-3, 0.01 * isi)
 
 
+# The first 150 ms hold 8 of the reference's 17 spikes and the pool's rise: enough, at half the cost.
+SHORT = 0.15
+
+
+def _reference_spikes(reference) -> np.ndarray:
+    spikes = reference[f"spikes:{V}"]
+    return spikes[spikes < SHORT - 1e-3]
+
+
 @pytest.mark.parametrize("mode", ["exact", "lut"])
 def test_ca_cell_matches_jlems_with_its_own_scheme(mode, reference):
-    result = nml2lut.run_lems(CA_LEMS, mode=mode, method="euler")
+    result = nml2lut.run_lems(CA_LEMS, mode=mode, method="euler", length=SHORT)
     ours = threshold_crossings(result["t"], result[V], 0.0)
-    ref = reference[f"spikes:{V}"]
-    assert len(ref) >= 10, "the reference should show repetitive, adapting firing"
+    ref = _reference_spikes(reference)
+    assert len(ref) >= 6, "the reference should show repetitive, adapting firing"
     assert len(ours) == len(ref)
     assert np.all(np.abs(ours - ref) <= _spike_tolerance(ref))
     # The pool follows jLEMS's to a few per cent of its peak.
-    ca = np.interp(reference["t"], result["t"], result[CA])
-    assert np.max(np.abs(ca - reference[CA])) < 0.03 * np.max(reference[CA])
+    early = reference["t"] < SHORT - 1e-4
+    ca = np.interp(reference["t"][early], result["t"], result[CA])
+    assert np.max(np.abs(ca - reference[CA][early])) < 0.03 * np.max(reference[CA][early])
     # The calcium-activated gate really is driven by the pool.
     kca = result["pop[0]/biophysicalProperties/membraneProperties/kca_all/kca/m/q"]
     assert kca.max() > 10 * kca[0]
 
 
 def test_ca_cell_default_method_keeps_the_spike_count(reference):
-    result = nml2lut.run_lems(CA_LEMS)
+    result = nml2lut.run_lems(CA_LEMS, length=SHORT)
     ours = threshold_crossings(result["t"], result[V], 0.0)
-    assert len(ours) == len(reference[f"spikes:{V}"])
-    np.testing.assert_allclose(result["spikes:pop[0]"], threshold_crossings(result["t"], result[V], 0.0), atol=2e-5)
+    assert len(ours) == len(_reference_spikes(reference))
+    np.testing.assert_allclose(result["spikes:pop[0]"], ours, atol=2e-5)
 
 
 def test_run_lems_returns_si_arrays_on_the_step_grid():
@@ -251,14 +261,14 @@ def test_graded_synapse_couples_two_cells(tmp_path):
 
 @pytest.mark.cython
 def test_targets_agree(reference):
-    runs = {target: nml2lut.run_lems(CA_LEMS, target=target, length=0.05) for target in ("numpy", "cython")}
+    runs = {target: nml2lut.run_lems(CA_LEMS, target=target, length=0.03) for target in ("numpy", "cython")}
     np.testing.assert_allclose(runs["cython"][V], runs["numpy"][V], rtol=0, atol=1e-9)
 
 
 @pytest.mark.cpp_standalone
 def test_cpp_standalone_agrees(tmp_path):
-    numpy_run = nml2lut.run_lems(CA_LEMS, length=0.05)
-    standalone = nml2lut.run_lems(CA_LEMS, target="cpp_standalone", length=0.05, build_dir=tmp_path / "build")
+    numpy_run = nml2lut.run_lems(CA_LEMS, length=0.03)
+    standalone = nml2lut.run_lems(CA_LEMS, target="cpp_standalone", length=0.03, build_dir=tmp_path / "build")
     np.testing.assert_allclose(standalone[V], numpy_run[V], rtol=0, atol=1e-9)
     np.testing.assert_allclose(standalone["spikes:pop[0]"], numpy_run["spikes:pop[0]"], atol=1e-12)
 
