@@ -43,15 +43,17 @@ RATE_VOLTAGE = "v_rates"
 _V = re.compile(r"(?<![A-Za-z0-9_])v(?![A-Za-z0-9_])")
 
 
-def _with_rate_voltage(loaded: LoadedChannel) -> LoadedChannel:
-    """``loaded`` with its per-step updates (kinetic schemes) reading `RATE_VOLTAGE` for ``v``.
+def _with_rate_voltage(loaded: LoadedChannel) -> tuple[LoadedChannel, list[str]]:
+    """``loaded`` without its per-step updates (kinetic schemes), and those updates reading `RATE_VOLTAGE`.
 
-    The update code is nml2lut's own (validated identifiers only), so a
-    whole-word substitution is exact.
+    jLEMS steps a kinetic scheme after the membrane equation, from the
+    occupancies the currents of the step used; the cell runs these updates
+    after the integrators.  The update code is nml2lut's own (validated
+    identifiers only), so a whole-word substitution is exact.
     """
-    code = dc_replace(loaded.code, updates=[_V.sub(RATE_VOLTAGE, line) for line in loaded.code.updates],
-                      initial=dict(loaded.code.initial))  # fmt: skip
-    return dc_replace(loaded, code=code)
+    updates = [_V.sub(RATE_VOLTAGE, line) for line in loaded.code.updates]
+    code = dc_replace(loaded.code, updates=[], initial=dict(loaded.code.initial))
+    return dc_replace(loaded, code=code), updates
 
 
 class NernstWarning(UserWarning):
@@ -67,7 +69,7 @@ class CellBuildOptions:
     v_range: tuple[float, float] | None = None
     tolerance: float = DEFAULT_TOLERANCE
     dt: object = None
-    kinetic: str = "matrix"
+    kinetic: str = "auto"
     extra_currents: tuple[str, ...] = ()
     # Steps by which the channels' rates lag the membrane potential.  jLEMS
     # passes v down the component tree one level per step (cell -> density ->
@@ -109,6 +111,7 @@ class LoadedCell:
     kinetic_closed: list[tuple[str, list[str]]] = field(default_factory=list)
     temperature: float | None = None
     before_step: list[str] = field(default_factory=list)
+    after_step: list[str] = field(default_factory=list)
 
     @property
     def max_error(self) -> float:
@@ -141,6 +144,9 @@ class LoadedCell:
             group.run_regularly("\n".join(self.conditions), when="after_groups", name=f"{group.name}_pool_events")
         if self.before_step:
             group.run_regularly("\n".join(self.before_step), when="before_groups", name=f"{group.name}_rate_lag")
+        if self.after_step:
+            group.run_regularly("\n".join(self.after_step), when="after_groups", order=-1,
+                                name=f"{group.name}_kinetic_after")  # fmt: skip
 
     def neuron_group(self, N: int, *, method=None, **kwargs):
         """A ready `brian2.NeuronGroup` of ``N`` such cells, initialised (see `init`).
@@ -245,6 +251,7 @@ class _CellBuilder:
         self.channel_equations: list[Equations] = []
         self.channels: dict[str, LoadedChannel] = {}
         self.kinetic_closed: list[tuple[str, list[str]]] = []
+        self.after_step: list[str] = []
         self.calcium = next((s for s in spec.species if s.ion == "ca"), None)
 
     # -- densities ---------------------------------------------------------
@@ -284,7 +291,8 @@ class _CellBuilder:
                           if eq.varname not in (f"I_{suffix}", f"g_{suffix}", f"E_{suffix}")])  # fmt: skip
         if self.options.rate_lag:
             kept = kept.substitute(v=RATE_VOLTAGE)
-            loaded = _with_rate_voltage(loaded)
+            loaded, updates = _with_rate_voltage(loaded)
+            self.after_step += updates
             self.channels[suffix] = loaded
         self.channel_equations.append(kept)
         self.namespace.update(loaded.namespace)
@@ -497,6 +505,6 @@ class _CellBuilder:
             id=spec.id, spec=spec, channels=self.channels, equations=equations, namespace=self.namespace,
             threshold="v > v_thresh", initial=self.initial, conditions=self.conditions,
             quantities=self.quantities, kinetic_closed=self.kinetic_closed, temperature=self.options.temperature,
-            before_step=before_step,
+            before_step=before_step, after_step=self.after_step,
         )  # fmt: skip
 

@@ -228,7 +228,7 @@ def _time_step(dt) -> float:
 
 
 def _tabulate_1d(bound: Channel, trees: dict, mode: str, v_range, tolerance, n_points, dt,
-                 kinetic: str = "matrix") -> Tables | None:  # fmt: skip
+                 kinetic: str = "auto") -> Tables | None:  # fmt: skip
     curves = {k: _curve_function(t) for k, t in trees.items()}
     for gate in bound.gates:  # steady states of kinetic schemes are tabulated in both modes
         if gate.kind != "kinetic":
@@ -236,7 +236,7 @@ def _tabulate_1d(bound: Channel, trees: dict, mode: str, v_range, tolerance, n_p
         if any("caConc" in expr.free_symbols(t) for t in gate.curves().values()):
             raise UnsupportedError("caConc in a kinetic scheme", f"{gate.element}: concentration-dependent transitions")
         curves.update({f"{gate.id}/{k}": f for k, f in occupancy_curves(gate).items()})
-        if mode == "lut" and kinetic == "matrix":
+        if kinetic == "matrix" or (kinetic == "auto" and mode == "lut"):
             curves.update({f"{gate.id}/{k}": f for k, f in transition_curves(gate, _time_step(dt)).items()})
     if not curves:
         return None
@@ -261,9 +261,13 @@ def _step_rate(tau: expr.Node, dt: float) -> expr.Node:
 
 
 def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points, vshift=None, dt=None,
-          conc="Ca_i", conc_range=None, gating="ode", kinetic="matrix") -> LoadedChannel:  # fmt: skip
-    # kinetic="ode" writes kinetic schemes as occupancy ODEs in lut mode too (for a
-    # group integrated by another method, e.g. forward Euler as jLEMS does).
+          conc="Ca_i", conc_range=None, gating="ode", kinetic="auto") -> LoadedChannel:  # fmt: skip
+    # kinetic: how kinetic schemes step. "auto": by their tabulated transition matrix
+    # in lut mode, as occupancy ODEs in exact mode; "matrix": by the matrix in both
+    # modes (as jLEMS steps them: forward Euler cannot step stiff schemes); "ode":
+    # as ODEs in both.
+    if kinetic not in ("auto", "matrix", "ode"):
+        raise ModelError(f"kinetic must be 'auto', 'matrix' or 'ode', got {kinetic!r}")
     if mode not in MODES:
         raise ModelError(f"mode must be one of {MODES}, got {mode!r}")
     if gating not in GATINGS or (gating == "step" and mode != "lut"):

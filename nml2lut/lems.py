@@ -173,6 +173,8 @@ class _Builder:
             options = CellBuildOptions(
                 temperature=self.sim.temperature, mode=self.mode, v_range=self.v_range, tolerance=self.tolerance,
                 dt=_seconds(self.sim.step), rate_lag=self.rate_lag,
+                # jLEMS steps kinetic schemes by their exact transition matrix, in either mode.
+                kinetic="matrix" if self.rate_lag else "auto",
                 extra_currents=tuple(self.extra_currents[population.id]),
             )  # fmt: skip
             out[population.id] = build_cell(self.library, spec, options)
