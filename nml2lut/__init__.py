@@ -10,12 +10,22 @@ Pipeline: NeuroML2 file -> parse -> channel model -> tables on a voltage grid
 
 from ._version import __version__
 
-METHOD = "exponential_euler"
+from . import stepper as _stepper
+
+_stepper.register()
+
+METHOD = _stepper.METHOD_NAME
 """The integration method to pass to ``NeuronGroup(..., method=nml2lut.METHOD)`` with nml2lut channels.
 
-It integrates the voltage and any gate in ``gating="ode"`` form; gates loaded
-with ``gating="step"`` and kinetic schemes are stepped by their own tabulated
-update (installed by ``.init(group)``) whatever the method.
+``"nml2lut_exponential_euler"``, a Brian2 state updater that nml2lut
+registers when imported (`nml2lut.stepper`): exponential Euler, except that
+the gates of nml2lut channels (default ``gating="ode"``, ``lut`` mode) are
+stepped as ``x <- a(v)*x + b(v)`` with ``a = exp(-dt/tau)`` and
+``b = inf*(1 - a)`` tabulated for the group's dt, in the same pass over the
+neurons, with no ``exp`` per gate.  The result is exponential Euler's to the
+tables' accuracy.  Gates loaded with ``gating="step"`` and kinetic schemes are
+stepped by their own tabulated update (installed by ``.init(group)``)
+whatever the method; ``"exponential_euler"`` remains a valid choice.
 """
 
 from .channel import LoadedChannel, load_channel, load_channels

@@ -412,7 +412,12 @@ def load_channel(
         tables hold their edge values.
     gating : {"ode", "step"}
         ``"ode"`` (default): ``dm/dt = (m_inf - m)/m_tau``, integrated by the
-        group's method (``nml2lut.METHOD``, exponential Euler).  ``"step"``
+        group's method.  With ``nml2lut.METHOD`` (nml2lut's exponential Euler,
+        `nml2lut.stepper`) each gate steps as ``m = a(v)*m + b(v)``, ``a =
+        exp(-dt/m_tau)`` and ``b = m_inf*(1 - a)`` read from the channel's
+        table (tabulated for the group's dt when Brian2 generates the code):
+        no ``exp`` per gate, one pass over the neurons; any other Brian2
+        method (``"exponential_euler"``...) integrates the ODE.  ``"step"``
         (``lut`` mode): each gate is a parameter advanced once per time step by
         the exact exponential step ``m += (m_inf - m)*(1 - exp(-dt/tau))``,
         with the factor tabulated for ``dt``: no ``exp`` at run time.  The

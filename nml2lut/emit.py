@@ -31,7 +31,7 @@ from .model import Channel, Gate
 from .tables import Tables
 from .tables2d import Tables2D
 
-__all__ = ["BrianCode", "identifier", "to_brian2", "curve_names"]
+__all__ = ["BrianCode", "identifier", "to_brian2", "curve_names", "gate_steps"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # Names Brian2 gives a meaning of its own.
@@ -89,13 +89,23 @@ class BrianCode:
     updates: list[str] = field(default_factory=list)
 
 
-def _table_function(tables: Tables, suffix: str) -> tuple[str, Function]:
+def gate_steps(tables: Tables) -> tuple[tuple[int, int], ...]:
+    """(inf column, tau column) of every curve with both in ``tables``: the gates a step table serves."""
+    pairs = []
+    for key in tables.names:
+        if key.endswith("/tau") and f"{key[:-3]}inf" in tables.names:
+            pairs.append((tables.column(f"{key[:-3]}inf"), tables.column(key)))
+    return tuple(pairs)
+
+
+def _table_function(tables: Tables, suffix: str, steps: tuple[tuple[int, int], ...] = ()) -> tuple[str, Function]:
     digest = hashlib.sha256(tables.values.tobytes())
     digest.update(tables.slopes.tobytes())
     digest.update(np.array([tables.grid.v_min, tables.grid.v_max]).tobytes())
+    digest.update(np.array(steps, dtype=np.int64).tobytes())
     name = f"lut_{suffix}_{digest.hexdigest()[:10]}"
     table = LookupTable(tables.values, tables.grid.v_min, tables.grid.v_max, tables.slopes)
-    return name, make_lookup_function(table, name)
+    return name, make_lookup_function(table, name, steps=steps)
 
 
 def _table_function_2d(tables: Tables2D, suffix: str) -> tuple[str, Function]:
@@ -119,7 +129,10 @@ class _Emitter:
         self.code = BrianCode(Equations(""))
         self.function_name = self.function_name_2d = ""
         if tables is not None and tables.names:
-            self.function_name, function = _table_function(tables, suffix)
+            # gating="ode": the table also serves the tabulated exponential-Euler
+            # step of its gates to nml2lut's state updater (nml2lut.stepper)
+            steps = gate_steps(tables) if step_dt is None else ()
+            self.function_name, function = _table_function(tables, suffix, steps)
             self.code.namespace[self.function_name] = function
         if tables2d is not None and tables2d.names:
             self.function_name_2d, function = _table_function_2d(tables2d, suffix)

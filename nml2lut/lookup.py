@@ -23,7 +23,15 @@ The compiled array stores, for every grid point and column, the value and the
 slope to the next point, interleaved so that all columns of one point are
 adjacent: one lookup reads 16 adjacent bytes.  The helpers are ``static
 inline`` and pure, so ``f(v, 0)``, ``f(v, 1)``, ... of one ``v`` share one
-position computation after gcc's common-subexpression elimination.
+position computation after gcc's common-subexpression elimination.  Cython
+gets the same C code, forced inline (see `_CYTHON_TEMPLATE`); numpy keeps the
+position of the last array it was called with.
+
+A `LookupFunction` made with ``steps`` (pairs of inf and tau columns) also
+serves, as extra columns, the exponential-Euler factors of those gates for
+the dt of the code object that calls it (`nml2lut.gatestep`): its
+implementations are made per code object, as `brian2.TimedArray`'s are, and
+the array key carries a digest of dt.  `nml2lut.stepper` reads those columns.
 
 A `LookupTable2D` holds curves of two variables (voltage and a concentration)
 on a grid uniform in ``x`` and in ``log(y)`` (or in ``y``);
@@ -46,6 +54,7 @@ every axis.
 from __future__ import annotations
 
 import functools
+import hashlib
 import keyword
 import math
 import re
@@ -57,11 +66,13 @@ from typing import Literal, NamedTuple
 import brian2
 import numpy as np
 
+from . import gatestep
 from .errors import TableError
 
 __all__ = [
     "LookupTable",
     "LookupTable2D",
+    "LookupFunction",
     "interpolate",
     "interpolate2d",
     "make_lookup_function",
@@ -565,7 +576,7 @@ static inline int nml2lut_next_${name}(const int row, const int last, const int 
     // offset to the next point along an axis; none after the last point, where the weight is 0
     return row < last ? stride : 0;
 }
-static inline double ${name}(${parameters}const int k)
+static inline ${attributes}double ${name}(${table}${parameters}const int k)
 {
     if (k < 0 || k >= ${n_columns})
         return NAN;
@@ -573,45 +584,27 @@ ${body};
 }
 """)
 
-_CYTHON_TEMPLATE = string.Template("""
-# nml2lut lookup table ${name}: ${shape} points x ${n_columns} columns, ${axes};
-# per point and column ${layout}, all columns of one point adjacent.
-from libc.math cimport INFINITY, NAN, log
+# Cython: the C++ code above, verbatim, with the table pointer as an argument
+# and forced inline.  Brian2's call ``name(v, k)`` is declared to Cython as the
+# C macro ``nml2lut_call_<name>``, which passes the namespace array through a
+# pointer to Brian2's own ``_namespace<key>`` variable (bound once when the
+# module is imported; Brian2 sets the variable before every run).  A Cython
+# ``cdef inline`` function instead is not inlined into Brian2's large loop
+# function (gcc: "call is unlikely and code size would grow"): measured 7
+# out-of-line lookups per neuron and step, 7x slower than C++.
+_CYTHON_TEMPLATE = string.Template('''
+cdef extern from *:
+    """
+${c_code}
+static double **nml2lut_table_${name} = 0;
+static inline void nml2lut_bind_${name}(double **table) { nml2lut_table_${name} = table; }
+#define nml2lut_call_${name}(${arguments}k) nml2lut_c_${name}(*nml2lut_table_${name}, ${arguments}k)
+    """
+    void nml2lut_bind_${name}(double **table)
+    double ${name} "nml2lut_call_${name}"(${parameters}const int k) noexcept nogil
 
-cdef inline double nml2lut_pos_${name}(
-        const double u, const double start, const double inv_step, const double last) noexcept nogil:
-    # grid position clamped to [0, last]; NaN fails both tests and stays NaN
-    cdef double p = (u - start) * inv_step
-    if p < 0.0:
-        return 0.0
-    if p > last:
-        return last
-    return p
-
-cdef inline int nml2lut_row_${name}(const double p) noexcept nogil:
-    # <int>NaN is undefined behaviour: NaN reads row 0 and keeps a NaN weight
-    if p == p:
-        return <int>p
-    return 0
-
-cdef inline double nml2lut_log_${name}(const double u) noexcept nogil:
-    # coordinate on a log axis: u <= 0 lies below the grid (clamped to its first point); NaN stays NaN
-    if u <= 0.0:
-        return -INFINITY
-    return log(u)
-
-cdef inline int nml2lut_next_${name}(const int row, const int last, const int stride) noexcept nogil:
-    # offset to the next point along an axis; none after the last point, where the weight is 0
-    if row < last:
-        return stride
-    return 0
-
-cdef inline double ${name}(${parameters}const int k) noexcept:
-    global _namespace${key}
-    if k < 0 or k >= ${n_columns}:
-        return NAN
-${body}
-""")
+nml2lut_bind_${name}(&_namespace${key})
+''')
 
 
 class _Language(NamedTuple):
@@ -648,7 +641,9 @@ _READS = {
 }
 
 
-def _render(language: _Language, table: LookupTable | LookupTable2D, name: str) -> str:
+def _render(
+    language: _Language, table: LookupTable | LookupTable2D, name: str, key: str | None = None, inline: bool = False
+) -> str:
     """Fill a template; floats as ``repr`` (shortest text that round-trips exactly)."""
     axes = table._axes()
     arguments = _ARGUMENTS[: len(axes)]
@@ -661,12 +656,11 @@ def _render(language: _Language, table: LookupTable | LookupTable2D, name: str) 
         lines.append(("double", f"f_{u}", f"p_{u} - i_{u}"))
         ranges.append(f"{'log ' if axis.log else ''}{u} in [{lo!r}, {hi!r}]")
     layout, reads, result = _READS[len(axes)]
-    fields = {"key": _namespace_key(name), "name": name, "n_columns": table.n_columns, "n_y": shape[-1]}
+    fields = {"key": key or _namespace_key(name), "name": name, "n_columns": table.n_columns, "n_y": shape[-1]}
     fields |= {f"last_{u}": n - 1 for u, n in zip(arguments, shape, strict=True)}
     lines += [(kind, variable, value.format(**fields)) for kind, variable, value in reads]
     body = [language.declaration.format(type=kind, name=variable, value=value) for kind, variable, value in lines]
-    return language.template.substitute(
-        name=name,
+    fields = dict(
         key=fields["key"],
         shape=" x ".join(str(n) for n in shape),
         n_columns=table.n_columns,
@@ -675,6 +669,15 @@ def _render(language: _Language, table: LookupTable | LookupTable2D, name: str) 
         parameters="".join(f"const double {u}, " for u in arguments),
         body="\n".join(f"    {line}" for line in [*body, f"return {result}"]),
     )
+    if language is _CYTHON:
+        c_code = _render(_CPP, table, f"nml2lut_c_{name}", key="_table", inline=True)
+        return language.template.substitute(
+            name=name, key=fields["key"], parameters=fields["parameters"], c_code=c_code,
+            arguments="".join(f"{u}, " for u in arguments),
+        )  # fmt: skip
+    table_parameter = "const double * _namespace_table, " if inline else ""
+    attributes = "__attribute__((always_inline)) " if inline else ""
+    return language.template.substitute(name=name, attributes=attributes, table=table_parameter, **fields)
 
 
 def _ranges(table: LookupTable | LookupTable2D) -> list[tuple[float, float]]:
@@ -694,16 +697,38 @@ def _interleaved(table: LookupTable) -> np.ndarray:
 
 
 def _numpy_implementation(table: LookupTable, name: str) -> Callable:
-    """A unitless closure over per-column contiguous values and slopes."""
+    """A unitless closure over per-column contiguous values and slopes.
+
+    The grid position of the last ``x`` is kept: Brian2's numpy code calls
+    ``f(v, 0)``, ``f(v, 1)``... with the same array ``v``, and the position is
+    most of the work.  It is reused only for the same array object with the
+    same contents (compared with a private copy: an array may be changed in
+    place between calls).
+    """
     columns = np.ascontiguousarray(table.values.T)
     slopes = np.ascontiguousarray(table.slopes.T)
     x_min = table.x_min
     inv_step = _inverse_step(table.x_min, table.x_max, table.n_points)
     n_columns = table.n_columns
+    last = float(table.n_points - 1)
+    cache: list = [None, None, None, None]  # x, its copy, row, weight
+
+    def position(x):
+        if x is cache[0] and np.array_equal(x, cache[1]):
+            return cache[2], cache[3]
+        row, weight = _grid_position(x, x_min, inv_step, last)
+        cache[:] = (x, x.copy(), row, weight)
+        return row, weight
 
     def lookup(x, k):
         k = _literal_column(name, k, n_columns)
-        return _interpolate_prepared(columns[k], slopes[k], x_min, inv_step, x)
+        if not isinstance(x, np.ndarray) or x.ndim == 0:
+            return _interpolate_prepared(columns[k], slopes[k], x_min, inv_step, x)
+        row, weight = position(x)
+        result = slopes[k].take(row)
+        result *= weight
+        result += columns[k].take(row)
+        return result
 
     lookup.__name__ = name
     return lookup
@@ -726,7 +751,83 @@ def _add_implementations(function: brian2.Function, numpy_lookup: Callable, tabl
         function.implementations.add_implementation(target, code=code, namespace=namespace, name=name)
 
 
-def make_lookup_function(table: LookupTable, name: str, *, arg_unit: brian2.Unit = brian2.volt) -> brian2.Function:
+class LookupFunction(brian2.Function):
+    """A lookup `brian2.Function` ``name(x, k)`` that may also serve the gate steps of its table.
+
+    Made by `make_lookup_function`.  With ``steps`` (pairs of inf and tau
+    columns), columns ``n_columns`` and up hold the exponential-Euler factors
+    ``a = exp(-dt/tau)`` and ``b = inf*(1 - a)`` of each pair (see
+    `nml2lut.gatestep`), tabulated when Brian2 generates code, for the time
+    step of the group that calls the function: `nml2lut.stepper` reads them.
+
+    Attributes
+    ----------
+    table : LookupTable
+        The curves.
+    steps : tuple of (int, int)
+        The (inf column, tau column) pairs.
+    """
+
+    def __init__(self, pyfunc, table: LookupTable, steps: tuple[tuple[int, int], ...], **kwds) -> None:
+        super().__init__(pyfunc, **kwds)
+        self.table = table
+        self.steps = steps
+        self._step_columns = gatestep.step_columns(table.n_columns, steps)
+        self._by_dt: dict[float, LookupTable] = {}
+
+    def step_columns(self, inf: int, tau: int) -> tuple[int, int] | None:
+        """Columns of ``a`` and ``b`` for the gate with these inf and tau columns (None: not a step pair)."""
+        return self._step_columns.get((inf, tau))
+
+    def for_dt(self, dt: float) -> LookupTable:
+        """The table with the step columns for time step ``dt`` (s) appended; made once per dt."""
+        dt = float(dt)
+        if dt not in self._by_dt:
+            values, slopes = gatestep.step_table(self.table.values, self.table.slopes, self.steps, dt)
+            self._by_dt[dt] = LookupTable(values, self.table.x_min, self.table.x_max, slopes)
+        return self._by_dt[dt]
+
+    def step_errors(self, dt: float) -> dict[tuple[int, int], float]:
+        """Per (inf, tau) pair, the measured error of the tabulated step at ``dt`` (see `gatestep.step_errors`)."""
+        return gatestep.step_errors(self.table.values, self.table.slopes, self.steps, float(dt))
+
+
+def _owner_dt(owner) -> float | None:
+    clock = getattr(owner, "clock", None)
+    return None if clock is None else float(clock.dt_)
+
+
+def _digest(dt: float) -> str:
+    return hashlib.sha256(np.float64(dt).tobytes()).hexdigest()[:10]
+
+
+def _add_step_implementations(function: LookupFunction, name: str) -> None:
+    """Implementations made per code object, for the dt of its clock (as `brian2.TimedArray` does)."""
+
+    def table_for(owner) -> LookupTable:
+        dt = _owner_dt(owner)
+        return function.table if dt is None else function.for_dt(dt)
+
+    def key_for(owner) -> str:
+        dt = _owner_dt(owner)
+        return _namespace_key(name) if dt is None else f"{_namespace_key(name)}_dt{_digest(dt)}"
+
+    def numpy_code(owner):
+        return _numpy_implementation(table_for(owner), name)
+
+    function.implementations.add_dynamic_implementation("numpy", code=numpy_code)
+    for target, language in (("cpp", _CPP), ("cython", _CYTHON)):
+        function.implementations.add_dynamic_implementation(
+            target,
+            code=lambda owner, language=language: _render(language, table_for(owner), name, key_for(owner)),
+            namespace=lambda owner: {key_for(owner): table_for(owner)._compiled()},
+            name=name,
+        )
+
+
+def make_lookup_function(
+    table: LookupTable, name: str, *, arg_unit: brian2.Unit = brian2.volt, steps: tuple[tuple[int, int], ...] = ()
+) -> LookupFunction:
     """Make a Brian2 function ``name(x, k)``: column `k` of `table` interpolated at `x`.
 
     Parameters
@@ -739,11 +840,15 @@ def make_lookup_function(table: LookupTable, name: str, *, arg_unit: brian2.Unit
         the group's namespace under this name.
     arg_unit : brian2.Unit, optional
         Unit of `x` (default: volt).
+    steps : tuple of (int, int), optional
+        (inf column, tau column) of every gate whose exponential-Euler step
+        the function should also serve (see `LookupFunction`); then the
+        implementations are made per code object, for its clock's dt.
 
     Returns
     -------
-    brian2.Function
-        Called in equations as ``name(v, 0)``: `x` with unit `arg_unit`, `k` an
+    LookupFunction
+        A `brian2.Function` called in equations as ``name(v, 0)``: `x` with unit `arg_unit`, `k` an
         integer literal; returns a dimensionless float.  Implementations for
         numpy, Cython and C++ (``cpp_standalone``).  Outside the table the edge
         value, NaN for NaN.  An out-of-range `k` is a `TableError` in numpy and
@@ -778,15 +883,20 @@ def make_lookup_function(table: LookupTable, name: str, *, arg_unit: brian2.Unit
         return numpy_lookup(np.asarray(x), k)
 
     pyfunc.__name__ = name
-    function = brian2.Function(
+    function = LookupFunction(
         pyfunc,
+        table,
+        tuple((int(inf), int(tau)) for inf, tau in steps),
         arg_units=[arg_unit, 1],
         arg_types=["float", "integer"],
         return_unit=1,
         return_type="float",
         stateless=True,
     )
-    _add_implementations(function, numpy_lookup, table, name)
+    if function.steps:
+        _add_step_implementations(function, name)
+    else:
+        _add_implementations(function, numpy_lookup, table, name)
     return function
 
 
