@@ -66,10 +66,15 @@ class CellBuildOptions:
 
     temperature: float | None = None
     mode: str = "lut"
-    v_range: tuple[float, float] | None = None
+    # Wider than load_channel's default: cells in the wild hyperpolarise below
+    # -100 mV under injected current (the corpus's reach -120 mV).
+    v_range: tuple[float, float] | None = (-0.15, 0.08)
     tolerance: float = DEFAULT_TOLERANCE
     dt: object = None
-    kinetic: str = "auto"
+    # Kinetic schemes step by their tabulated transition matrix in both modes, as
+    # jLEMS steps them: integrating stiff occupancy ODEs explicitly is unstable, and
+    # exponential Euler divides by a total outflow that can be exactly zero.
+    kinetic: str = "matrix"
     extra_currents: tuple[str, ...] = ()
     # Steps by which the channels' rates lag the membrane potential.  jLEMS
     # passes v down the component tree one level per step (cell -> density ->
@@ -225,7 +230,8 @@ def load_cell(
         for a cell with more than one compartment.
     """
     library = read_library(path)
-    options = CellBuildOptions(temperature=to_kelvin(temperature), mode=mode, v_range=_v_range(v_range),
+    options = CellBuildOptions(temperature=to_kelvin(temperature), mode=mode,
+                               v_range=CellBuildOptions.v_range if v_range is None else _v_range(v_range),
                                tolerance=tolerance, dt=dt)  # fmt: skip
     return build_cell(library, read_cell(library, cell_id), options)
 

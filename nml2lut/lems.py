@@ -173,10 +173,10 @@ class _Builder:
             options = CellBuildOptions(
                 temperature=self.sim.temperature, mode=self.mode, v_range=self.v_range, tolerance=self.tolerance,
                 dt=_seconds(self.sim.step), rate_lag=self.rate_lag,
-                # jLEMS steps kinetic schemes by their exact transition matrix, in either mode.
-                kinetic="matrix" if self.rate_lag else "auto",
                 extra_currents=tuple(self.extra_currents[population.id]),
             )  # fmt: skip
+            if self.v_range is None:
+                options = dc_replace(options, v_range=CellBuildOptions.v_range)
             out[population.id] = build_cell(self.library, spec, options)
         return out
 
@@ -232,7 +232,9 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
         objects.append(group)
     for number, (connection, target, kind, (values, source, dest)) in enumerate(builder.synapse_specs):
         model, update = _synapse_model(kind, values, target)
-        synapses = Synapses(run.groups[source[0]], run.groups[dest[0]], model=model, method=method, dt=dt,
+        # Forward Euler, as jLEMS: the graded synapse's rate switches off where it saturates,
+        # and exponential Euler would divide by that zero rate.
+        synapses = Synapses(run.groups[source[0]], run.groups[dest[0]], model=model, method="euler", dt=dt,
                             name=f"syn_{number}_{target.lower()}")  # fmt: skip
         synapses.connect(i=source[1], j=dest[1])
         synapses.w = connection.weight
@@ -310,7 +312,8 @@ def run_lems(
         ``"euler"`` where it cannot apply).  ``"euler"`` is jLEMS's own
         scheme: kinetic schemes are then integrated as occupancy ODEs.
     tolerance, v_range
-        Table accuracy and voltage range (V, pair of floats), as in `load_channel`.
+        Table accuracy and voltage range (V, pair of floats; default -150 to
+        +80 mV for cells), as in `load_channel`.
     length : float, optional
         Simulate this long (s) instead of the simulation's own length.
     return_run : bool
