@@ -144,7 +144,8 @@ def load_reference(path: str | Path) -> Reference:
 
     Examples
     --------
-    >>> ref = load_reference("../shared/refsims/NeuroML__NeuroML2__LEMSexamples__LEMS_NML2_Ex1_HH.xml.npz")  # doctest: +SKIP
+    >>> path = "../shared/refsims/NeuroML__NeuroML2__LEMSexamples__LEMS_NML2_Ex1_HH.xml.npz"
+    >>> ref = load_reference(path)  # doctest: +SKIP
     >>> ref.quantities, len(ref.spikes["hhpop[0]/v"])  # doctest: +SKIP
     (['hhpop[0]/v'], 4)
     """
@@ -177,7 +178,7 @@ def load_reference(path: str | Path) -> Reference:
 
 
 def is_voltage(quantity: str) -> bool:
-    """Whether a quantity path is a membrane potential (ends in ``/v``, ``/Vs`` or ``/Vd``), as the references decide."""
+    """Whether a quantity path is a membrane potential (ends in ``/v``, ``/Vs`` or ``/Vd``), as in the references."""
     return quantity.endswith(_VOLTAGE_SUFFIXES)
 
 

@@ -1,4 +1,4 @@
-"""nml2lut.refcompare: spike finding and comparison on synthetic data, and against the reference runs of ../shared/refsims.
+"""nml2lut.refcompare: spike finding and comparison on synthetic data and against ../shared/refsims.
 
 The synthetic tests pin every rule with figures worked out by hand.  The
 reference tests check that the module reproduces the references' own
@@ -362,11 +362,8 @@ def test_jlems_against_itself_passes_both_criteria():
 @needs_refsims
 @pytest.mark.slow
 def test_ex1_hh_through_run_lems_matches_jlems_with_euler():
-    import nml2lut
+    from nml2lut import run_lems
 
-    run_lems = getattr(nml2lut, "run_lems", None)
-    if run_lems is None:  # while it is not exported from the package
-        run_lems = pytest.importorskip("nml2lut.lems", reason="nml2lut.run_lems does not exist yet").run_lems
     ref = load_reference(EX1_HH)
     path = ref.lems_path(CORPUS)
     if not path.exists():
