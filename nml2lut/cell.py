@@ -40,7 +40,14 @@ _Z_CA = 2.0
 
 #: The voltage the channels' rates read when they lag the membrane potential.
 RATE_VOLTAGE = "v_rates"
+#: The calcium concentration the channels' rates read when they lag the pool.
+RATE_CONCENTRATION = "caConc_rates"
 _V = re.compile(r"(?<![A-Za-z0-9_])v(?![A-Za-z0-9_])")
+
+
+def _shift_register(source: str, prefix: str, length: int) -> list[str]:
+    """Code run before each step: ``prefix1`` takes ``source``, each later register the one before."""
+    return [f"{prefix}{k} = {prefix}{k - 1}" for k in range(length, 1, -1)] + [f"{prefix}1 = {source}"]
 
 
 def _with_rate_voltage(loaded: LoadedChannel) -> tuple[LoadedChannel, list[str]]:
@@ -80,6 +87,8 @@ class CellBuildOptions:
     # passes v down the component tree one level per step (cell -> density ->
     # channel -> rate), so its rates see v from three steps before.
     rate_lag: int = 0
+    # Steps by which the calcium concentration the rates read lags the pool (jLEMS).
+    conc_lag: int = 0
     # The concentration axis (mM) of 2-D tables.  Wider than load_channel's default:
     # pools in the wild run far beyond physiological values (Traub's "concentration"
     # reaches thousands of mM), and a value off the table is held at the edge.
@@ -296,7 +305,8 @@ class _CellBuilder:
         kept = Equations([eq for eq in loaded.code.equations.ordered
                           if eq.varname not in (f"I_{suffix}", f"g_{suffix}", f"E_{suffix}")])  # fmt: skip
         if self.options.rate_lag:
-            kept = kept.substitute(v=RATE_VOLTAGE)
+            renamed = {"caConc": RATE_CONCENTRATION} if self.options.conc_lag else {}
+            kept = kept.substitute(v=RATE_VOLTAGE, **renamed)
             loaded, updates = _with_rate_voltage(loaded)
             self.after_step += updates
             self.channels[suffix] = loaded
@@ -491,7 +501,12 @@ class _CellBuilder:
             registers = [f"v_lag{k}" for k in range(1, lag + 1)]
             self.lines += [f"{name} : volt" for name in registers] + [f"{RATE_VOLTAGE} = v_lag{lag} : volt"]
             self.initial[1:1] = [(name, "v") for name in registers]
-            before_step = [f"{registers[k]} = {registers[k - 1]}" for k in range(lag - 1, 0, -1)] + ["v_lag1 = v"]
+            before_step = _shift_register("v", "v_lag", lag)
+        if self.options.conc_lag:
+            lag = self.options.conc_lag
+            self.lines += [f"caConc_lag{k} : mmolar" for k in range(1, lag + 1)]
+            self.lines.append(f"{RATE_CONCENTRATION} = caConc_lag{lag} : mmolar")
+            before_step += _shift_register("caConc", "caConc_lag", lag)
         self.lines += [
             f"dv/dt = (iChannels + iSyn)/({spec.capacitance!r}*farad) : volt",
             f"iChannels = {' + '.join(channel_currents) or '0*amp'} : amp",
@@ -507,6 +522,8 @@ class _CellBuilder:
         except Exception as err:  # Brian2 raises several types for bad equations
             raise ModelError(f"{spec.where}: the cell's equations were rejected by Brian2: {err}") from err
         self._aliases()
+        # After the pools' initial values, so the registers start at the initial concentration.
+        self.initial += [(f"caConc_lag{k}", "caConc") for k in range(1, self.options.conc_lag + 1)]
         return LoadedCell(
             id=spec.id, spec=spec, channels=self.channels, equations=equations, namespace=self.namespace,
             threshold="v > v_thresh", initial=self.initial, conditions=self.conditions,
