@@ -22,6 +22,8 @@ from ..units import Dimension, dimension_name
 from .channels import Library
 from .componenttypes import Component
 from .coreconc import BASE_CONCENTRATION_MODEL
+from .xmlread import component_type as _type_of
+from .xmlread import describe as _where
 from .xmlread import local_name
 
 __all__ = ["CellSpec", "DensitySpec", "SpeciesSpec", "PoolSpec", "read_cell", "find_element", "CELL_TYPES",
@@ -154,12 +156,6 @@ class CellSpec:
     membrane_children: dict[str, str] = field(default_factory=dict)
 
 
-def _where(element: etree._Element, path: str) -> str:
-    ident = element.get("id")
-    label = f"<{local_name(element)}{f' id={ident!r}' if ident else ''}>"
-    return f"{path}:{element.sourceline}: {label}"
-
-
 def find_element(library: Library, ident: str, *, kinds=None) -> tuple[etree._Element, str] | None:
     """The top-level element with id ``ident`` in the library's files (and its path)."""
     for xml in library.files:
@@ -169,11 +165,6 @@ def find_element(library: Library, ident: str, *, kinds=None) -> tuple[etree._El
             if kinds is None or _type_of(element) in kinds:
                 return element, str(xml.path)
     return None
-
-
-def _type_of(element: etree._Element) -> str:
-    """A component's type: its ``type`` attribute when given (``<cell type="pointCellCondBased">``), else its tag."""
-    return element.get("type") or local_name(element)
 
 
 class _Reader:

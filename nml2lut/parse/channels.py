@@ -33,6 +33,8 @@ from .coretypes import (
 from .customgates import base_gate_type, custom_gate
 from .kinetic import IgnoredByCoreTypesWarning, kinetic_gate
 from .xmlread import MAX_BYTES, XmlFile, local_name, read_with_includes
+from .xmlread import component_type as _type_of
+from .xmlread import describe as _describe
 
 __all__ = ["ChannelSource", "Library", "read_library", "CUSTOM_GATE", "CUSTOM_CHANNEL"]
 
@@ -71,16 +73,6 @@ class ChannelSource:
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}: channel {self.id!r}"
-
-
-def _type_of(element: etree._Element) -> str:
-    return element.get("type") or local_name(element)
-
-
-def _describe(element: etree._Element, path: str) -> str:
-    ident = element.get("id")
-    label = f"<{local_name(element)}{f' id={ident!r}' if ident else ''}>"
-    return f"{path}:{element.sourceline}: {label}"
 
 
 class Library:

@@ -22,6 +22,7 @@ from ..errors import ModelError, UnitError, UnsupportedError
 from .channels import Library
 from .cells import find_element
 from .componenttypes import Component
+from .xmlread import describe as _where
 from .xmlread import local_name
 
 __all__ = ["SimulationSpec", "PopulationSpec", "InputSpec", "ConnectionSpec", "SpikingConnectionSpec", "OutputSpec",
@@ -135,11 +136,6 @@ def parse_cell_ref(path: str, where: str = "") -> CellRef:
     if match is None:
         raise ModelError(f"{where}: cannot read the cell reference {path!r} (expected pop[i]/... or pop/i/cell/...)")
     return CellRef(match["pop"], int(match["index"]), match["rest"] or "")
-
-
-def _where(element: etree._Element, path: str) -> str:
-    ident = element.get("id")
-    return f"{path}:{element.sourceline}: <{local_name(element)}{f' id={ident!r}' if ident else ''}>"
 
 
 def _is_simulation(element: etree._Element) -> bool:

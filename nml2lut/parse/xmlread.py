@@ -56,6 +56,18 @@ def local_name(element: etree._Element) -> str:
     return tag.rpartition("}")[2]
 
 
+def describe(element: etree._Element, path: str) -> str:
+    """``path:line: <tag id='x'>``: where an element is, for messages."""
+    ident = element.get("id")
+    label = f"<{local_name(element)}{f' id={ident!r}' if ident else ''}>"
+    return f"{path}:{element.sourceline}: {label}"
+
+
+def component_type(element: etree._Element) -> str:
+    """A component's type: its ``type`` attribute when given (``<cell type="pointCellCondBased">``), else its tag."""
+    return element.get("type") or local_name(element)
+
+
 def _parser() -> etree.XMLParser:
     # A fresh parser per file: lxml parsers are not thread-safe.
     return etree.XMLParser(
