@@ -49,6 +49,7 @@ class Variant:
     label: str
     load: dict = field(default_factory=dict)
     method: str | None = None
+    share: bool = True  # the cell's channels on one grid (nml2lut.share_grid)
 
     def integrator(self) -> str:
         """The integration method for the NeuronGroup."""
@@ -63,7 +64,9 @@ class Variant:
 #: "lut" is what a user gets from nml2lut's defaults (with the README's method).
 VARIANTS: dict[str, Variant] = {
     "exact": Variant("exact expressions, exponential Euler", {"mode": "exact"}, "exponential_euler"),
-    "lut": Variant("nml2lut default: tables, method=nml2lut.METHOD (tabulated exp-Euler gate steps)", {}),
+    "lut": Variant("nml2lut default: tables on one grid (share_grid), method=nml2lut.METHOD (tabulated exp-Euler "
+                   "gate steps)", {}),
+    "lut_own_grids": Variant("tables, each channel on its own grid, method=nml2lut.METHOD", {}, share=False),
     "lut_expeuler": Variant("tables, Brian2's exponential_euler (one exp per gate)", {}, "exponential_euler"),
     "lut_euler": Variant("tables, forward Euler", {}, "euler"),
     "lut_step": Variant("tables, gating='step' (second pass), exponential Euler", {"gating": "step"},
@@ -170,13 +173,15 @@ def network_a(n: int, seed: int = A["seed"]) -> Network:
 
 
 def load_cell(specs, variant: Variant) -> list:
-    """Load the channels of a cell with a variant's arguments.
+    """Load the channels of a cell with a variant's arguments, conductances and reversals as constants.
 
     Raises
     ------
     VariantUnavailable
         The installed nml2lut refuses the arguments (``TypeError``).
     """
+    import brian2 as b2
+
     import nml2lut
 
     channels = []
@@ -185,10 +190,11 @@ def load_cell(specs, variant: Variant) -> list:
         if spec.temperature is not None:
             kwargs["temperature"] = spec.temperature
         try:
-            channels.append(nml2lut.load_channel(EXAMPLES / spec.file, spec.channel_id, name=spec.name, **kwargs))
+            channels.append(nml2lut.load_channel(EXAMPLES / spec.file, spec.channel_id, name=spec.name,
+                                                 g=spec.g * b2.siemens / b2.meter**2, E=spec.E * b2.volt, **kwargs))
         except TypeError as err:
             raise VariantUnavailable(f"nml2lut.load_channel refuses {variant.load}: {err}") from err
-    return channels
+    return nml2lut.share_grid(channels) if variant.share else channels
 
 
 def _membrane(specs, channels, extra_current: str = "") -> tuple:
@@ -203,14 +209,6 @@ def _membrane(specs, channels, extra_current: str = "") -> tuple:
     return eqs, namespace
 
 
-def _set_parameters(group, specs) -> None:
-    import brian2 as b2
-
-    for spec in specs:
-        setattr(group, f"g_{spec.name}", spec.g * b2.siemens / b2.meter**2)
-        setattr(group, f"E_{spec.name}", spec.E * b2.volt)
-
-
 def build_b(n: int, variant: Variant):
     """Model (b) in the current Brian2 device; returns (Brian2 objects, spike monitor, channels)."""
     import brian2 as b2
@@ -222,7 +220,6 @@ def build_b(n: int, variant: Variant):
     threshold = f"v > {B['threshold'] * 1e3!r}*mV"
     group = b2.NeuronGroup(n, eqs, namespace=namespace, method=variant.integrator(), threshold=threshold,
                            refractory=threshold, name="cells")  # fmt: skip
-    _set_parameters(group, CELL_B)
     group.v = B["v0"] * b2.volt
     group.I_app = f"({B['I_min']!r} + {B['I_max'] - B['I_min']!r}*i/{max(n - 1, 1)})*amp/meter**2"  # = drive_b(n)
     for channel in channels:
@@ -245,7 +242,6 @@ def build_a(n: int, variant: Variant, network: Network | None = None):
     threshold = f"v > {A['threshold'] * 1e3!r}*mV"
     group = b2.NeuronGroup(n, eqs, namespace=namespace, method=variant.integrator(), threshold=threshold,
                            refractory=threshold, name="cells")  # fmt: skip
-    _set_parameters(group, CELL_A)
     group.v = network.v0 * b2.volt
     group.I_app = 0 * b2.amp / b2.meter**2
     for channel in channels:

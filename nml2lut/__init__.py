@@ -29,6 +29,7 @@ whatever the method; ``"exponential_euler"`` remains a valid choice.
 """
 
 from .channel import LoadedChannel, load_channel, load_channels
+from .sharing import share_grid
 from .cell import LoadedCell, load_cell
 from .lems import run_lems
 from .codec import StoreError
@@ -51,6 +52,7 @@ __all__ = [
     "METHOD",
     "load_channel",
     "load_channels",
+    "share_grid",
     "load_cell",
     "LoadedCell",
     "run_lems",

@@ -29,6 +29,7 @@ from .model import fix_symbol
 from .parse import read_library
 from .parse.cells import CellSpec, DensitySpec, SpeciesSpec, read_cell
 from .parse.channels import Library
+from .sharing import share_grid
 from .tables import DEFAULT_TOLERANCE
 
 __all__ = ["LoadedCell", "load_cell", "CellBuildOptions", "build_cell"]
@@ -292,15 +293,22 @@ class _CellBuilder:
             conc="caConc", conc_range=tuple(f"{c!r}mM" for c in o.conc_range), kinetic=o.kinetic,
         )  # fmt: skip
 
-    def _density(self, density: DensitySpec) -> str:
+    def _load_all(self) -> dict[str, LoadedChannel]:
+        """The channel of every density (by suffix), their voltage tables on one grid (see `share_grid`)."""
+        loaded = {}
+        for density in self.spec.densities:
+            suffix = identifier(density.id, what="density id")
+            if suffix in loaded:
+                raise ModelError(f"{density.where}: density id clashes with another after making it an identifier")
+            try:
+                loaded[suffix] = self._channel(density, suffix)
+            except Nml2LutError as err:
+                raise type(err)(f"{density.where}: {err}") from err
+        return dict(zip(loaded, share_grid(list(loaded.values())), strict=True))
+
+    def _density(self, density: DensitySpec, loaded: LoadedChannel) -> str:
         """Emit one density; return the current it adds to ``iChannels`` (amp)."""
-        suffix = identifier(density.id, what="density id")
-        if suffix in self.channels:
-            raise ModelError(f"{density.where}: density id clashes with another after making it an identifier")
-        try:
-            loaded = self._channel(density, suffix)
-        except Nml2LutError as err:
-            raise type(err)(f"{density.where}: {err}") from err
+        suffix = loaded.name
         self.channels[suffix] = loaded
         kept = Equations([eq for eq in loaded.code.equations.ordered
                           if eq.varname not in (f"I_{suffix}", f"g_{suffix}", f"E_{suffix}")])  # fmt: skip
@@ -485,8 +493,9 @@ class _CellBuilder:
     def build(self) -> LoadedCell:
         spec = self.spec
         channel_currents, calcium_currents = [], []
-        for density in spec.densities:
-            current = self._density(density)
+        loaded = self._load_all()
+        for density, channel in zip(spec.densities, loaded.values(), strict=True):
+            current = self._density(density, channel)
             channel_currents.append(current)
             if density.ion == "ca":
                 calcium_currents.append(current)

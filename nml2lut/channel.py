@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 
 import numpy as np
 
 from . import expr
 from .emit import BrianCode, identifier, to_brian2
 from .errors import ModelError, UnitError, UnsupportedError
+from .grids import Grid, find_breakpoints
 from .model import Channel, bind
 from .parse import read_library
 from .steady import occupancy_curves, transition_curves
-from .grids import Grid, find_breakpoints
 from .tables import DEFAULT_RANGE, DEFAULT_TOLERANCE, CurveError, Tables, build_tables
 from .tables2d import DEFAULT_CONC_RANGE, Tables2D, build_tables_2d
 from .units import parse_quantity
@@ -113,6 +114,9 @@ class LoadedChannel:
     dt: float | None = None
     tables2d: Tables2D | None = None
     conc: str = "Ca_i"
+    # what it was loaded from and with: share_grid rebuilds its tables on another grid
+    _source: Channel | None = field(default=None, repr=False, compare=False)
+    _arguments: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def equations(self):
@@ -228,7 +232,7 @@ def _time_step(dt) -> float:
 
 
 def _tabulate_1d(bound: Channel, trees: dict, mode: str, v_range, tolerance, n_points, dt,
-                 kinetic: str = "auto") -> Tables | None:  # fmt: skip
+                 kinetic: str = "auto", grid: Grid | None = None) -> Tables | None:  # fmt: skip
     curves = {k: _curve_function(t) for k, t in trees.items()}
     for gate in bound.gates:  # steady states of kinetic schemes are tabulated in both modes
         if gate.kind != "kinetic":
@@ -244,7 +248,7 @@ def _tabulate_1d(bound: Channel, trees: dict, mode: str, v_range, tolerance, n_p
     breakpoints = find_breakpoints([_curve_function(s) for s in switches], v_range)
     return build_tables(
         curves, v_range=v_range, tolerance=tolerance, n_points=n_points, breakpoints=breakpoints,
-        label=f"{bound.where}: ",
+        label=f"{bound.where}: ", grid=grid,
     )  # fmt: skip
 
 
@@ -261,11 +265,13 @@ def _step_rate(tau: expr.Node, dt: float) -> expr.Node:
 
 
 def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_points, vshift=None, dt=None,
-          conc="Ca_i", conc_range=None, gating="ode", kinetic="auto") -> LoadedChannel:  # fmt: skip
+          conc="Ca_i", conc_range=None, gating="ode", kinetic="auto", g=None, E=None,
+          grid: Grid | None = None, tables2d: Tables2D | None = None) -> LoadedChannel:  # fmt: skip
     # kinetic: how kinetic schemes step. "auto": by their tabulated transition matrix
     # in lut mode, as occupancy ODEs in exact mode; "matrix": by the matrix in both
     # modes (as jLEMS steps them: forward Euler cannot step stiff schemes); "ode":
-    # as ODEs in both.
+    # as ODEs in both.  grid: put the voltage tables on this grid (see share_grid);
+    # tables2d: the concentration-dependent tables, already built for the same arguments.
     if kinetic not in ("auto", "matrix", "ode"):
         raise ModelError(f"kinetic must be 'auto', 'matrix' or 'ode', got {kinetic!r}")
     if mode not in MODES:
@@ -273,7 +279,7 @@ def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_po
     if gating not in GATINGS or (gating == "step" and mode != "lut"):
         raise ModelError(f"gating must be one of {GATINGS} ('step' with mode='lut'), got {gating!r}")
     bound = bind(channel, to_kelvin(temperature), None if vshift is None else _voltage(vshift, "vshift"))
-    v_range = _v_range(v_range)
+    requested_range, v_range = v_range, _v_range(v_range)
     trees = _curve_trees(bound) if mode == "lut" else {}
     if mode == "lut" and not isinstance(bound.conductance_scale, expr.Num):
         trees["scale"] = bound.conductance_scale
@@ -283,17 +289,40 @@ def _load(channel: Channel, *, name, temperature, mode, v_range, tolerance, n_po
                       if key.endswith("/tau")})  # fmt: skip
     by_conc = {k: t for k, t in trees.items() if "caConc" in expr.free_symbols(t)}
     plain = {k: t for k, t in trees.items() if k not in by_conc}
-    tables = _tabulate_1d(bound, plain, mode, v_range, tolerance, n_points, dt, kinetic)
-    tables2d = None
-    if by_conc:
+    tables = _tabulate_1d(bound, plain, mode, v_range, tolerance, n_points, dt, kinetic, grid)
+    if by_conc and tables2d is None:
         tables2d = build_tables_2d(
             {k: _curve_function_2d(t) for k, t in by_conc.items()}, v_range=v_range,
             conc_range=_conc_range(conc_range), tolerance=tolerance, label=f"{bound.where}: ",
         )  # fmt: skip
     suffix = identifier(name if name is not None else channel.id, what="channel name")
-    code = to_brian2(bound, tables, suffix, tables2d, conc, step_dt)
+    code = _with_constants(to_brian2(bound, tables, suffix, tables2d, conc, step_dt), suffix, g, E)
     step = _time_step(dt) if code.updates or step_dt is not None else None
-    return LoadedChannel(channel.id, suffix, mode, bound, tables, code, step, tables2d, conc)
+    arguments = dict(name=name, temperature=temperature, mode=mode, v_range=requested_range, tolerance=tolerance,
+                     n_points=n_points, vshift=vshift, dt=dt if step is None else step, conc=conc,
+                     conc_range=conc_range, gating=gating, kinetic=kinetic, g=g, E=E)  # fmt: skip
+    return LoadedChannel(channel.id, suffix, mode, bound, tables, code, step, tables2d, conc,
+                         _source=channel, _arguments=arguments)  # fmt: skip
+
+
+def _with_constants(code: BrianCode, suffix: str, g, E) -> BrianCode:
+    """`code` with ``g_<suffix>`` and ``E_<suffix>`` moved from parameters to namespace constants when given."""
+    from brian2 import Equations, meter, siemens, volt
+
+    constants = {}
+    if g is not None:
+        if isinstance(g, str):
+            g = parse_quantity(g, "conductanceDensity", where="g").value * siemens / meter**2
+        elif not (hasattr(g, "dim") and g.has_same_dimensions(siemens / meter**2)):
+            raise UnitError(f"g {g!r} must be a conductance density: brian2 msiemens/cm**2 or text like '35mS_per_cm2'")
+        constants[f"g_{suffix}"] = g
+    if E is not None:
+        constants[f"E_{suffix}"] = _voltage(E, "E") * volt
+    for name in constants:
+        if name not in code.equations.parameter_names:
+            raise ModelError(f"channel {suffix!r} has no parameter {name!r} to make a constant")
+    kept = Equations([eq for eq in code.equations.ordered if eq.varname not in constants])
+    return dc_replace(code, equations=kept, namespace={**code.namespace, **constants})
 
 
 def _conc_range(conc_range) -> tuple[float, float]:
@@ -332,25 +361,30 @@ def load_channels(
     conc_range=None,
     gating: str = "ode",
     names: Mapping[str, str] | None = None,
+    share: bool = True,
 ) -> list[LoadedChannel]:
     """Load every channel of a NeuroML2 or LEMS file (and the files it includes).
 
     Parameters are those of `load_channel`; ``names`` maps channel ids to
-    Brian2 suffixes (default: the id made an identifier).
+    Brian2 suffixes (default: the id made an identifier); with ``share``
+    (default) their voltage tables go on one grid (`nml2lut.share_grid`).
 
     Returns
     -------
     list of LoadedChannel
         In file order, includes first.
     """
+    from .sharing import share_grid  # it builds on this module
+
     library = read_library(path)
     names = dict(names or {})
-    return [
+    channels = [
         _load(library.build(source), name=names.get(source.id), temperature=temperature, mode=mode,
               v_range=v_range, tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt, conc=conc,
               conc_range=conc_range, gating=gating)
         for source in library.sources
     ]  # fmt: skip
+    return share_grid(channels) if share and n_points is None else channels
 
 
 def load_channel(
@@ -368,6 +402,8 @@ def load_channel(
     conc: str = "Ca_i",
     conc_range=None,
     gating: str = "ode",
+    g=None,
+    E=None,
 ) -> LoadedChannel:
     """Load one NeuroML2 ion channel as Brian2 equations backed by lookup tables.
 
@@ -425,6 +461,12 @@ def load_channel(
         refuses a group with another dt.  The update steps ``<gate>_next_X``
         and copies it into ``<gate>_X`` at the start of each step, so a gate
         set by hand must be set in both.
+    g, E : str or brian2 Quantity, optional
+        The conductance density and reversal potential as constants of the
+        model (``g="35mS_per_cm2"`` or ``35*msiemens/cm**2``; ``E="55mV"``)
+        instead of per-neuron parameters ``g_<name>``, ``E_<name>`` to be set
+        on the group: the namespace then holds them, and the compiled loop
+        reads no array for them (a cell of eight channels: sixteen arrays).
 
     Returns
     -------
@@ -449,4 +491,4 @@ def load_channel(
     channel = library.build(library.source(channel_id))
     return _load(channel, name=name, temperature=temperature, mode=mode, v_range=v_range,
                  tolerance=tolerance, n_points=n_points, vshift=vshift, dt=dt, conc=conc,
-                 conc_range=conc_range, gating=gating)  # fmt: skip
+                 conc_range=conc_range, gating=gating, g=g, E=E)  # fmt: skip

@@ -228,6 +228,7 @@ def build_tables(
     n_points: int | None = None,
     breakpoints: Sequence[float] = (),
     label: str = "",
+    grid: Grid | None = None,
 ) -> Tables:
     """Tabulate ``curves`` on a uniform grid fine enough for ``tolerance``.
 
@@ -252,6 +253,10 @@ def build_tables(
         the grid puts nodes there when it can and stores one-sided values.
     label : str
         Prefix for messages (the channel).
+    grid : Grid, optional
+        Use exactly this grid (no refinement; ``v_range`` and ``n_points``
+        are ignored): how channels are put on one shared grid.  The errors
+        are measured as always and a `GridWarning` reports a missed tolerance.
 
     Returns
     -------
@@ -269,14 +274,17 @@ def build_tables(
     labelled = {f"{label}{name}": curve for name, curve in curves.items()}
     v_range = (float(v_range[0]), float(v_range[1]))
     Grid(*v_range, 2)  # validates the range
-    if n_points is not None:
+    fixed = grid is not None or n_points is not None
+    if grid is not None:
+        pass
+    elif n_points is not None:
         grid = Grid(*v_range, int(n_points))
     else:
         grid = aligned_grid(v_range, _START_STEP, breakpoints, max_points)
     values, slopes, nodes, errors = _tabulate(labelled, tuple(labelled), grid, breakpoints)
     previous: dict[str, float] = {}
     stuck: set[str] = set()
-    while n_points is None and names:
+    while not fixed and names:
         # Linear interpolation error shrinks with the square of the step; a
         # curve whose error does not shrink has a jump off the grid nodes.
         stuck |= {k for k, e in errors.items() if e.max_error > previous.get(k, math.inf) / 1.5}
