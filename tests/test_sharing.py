@@ -21,6 +21,7 @@ from brian2 import Equations, NeuronGroup, cm, ms, msiemens, mV, run, start_scop
 import nml2lut
 from nml2lut.errors import ModelError, UnitError
 from nml2lut.lookup import EXPREL_FUNCTION_NAME, make_exprel_function
+from tests.helpers import write_nml
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "example_channels"
 V = np.linspace(-0.1, 0.06, 4001)
@@ -81,8 +82,7 @@ def test_sharing_leaves_exact_channels_and_other_ranges_alone():
     assert shared[0] is na and shared[1] is wide and shared[2] is exact
 
 
-_JUMP = """<?xml version="1.0" encoding="UTF-8"?>
-<neuroml xmlns="http://www.neuroml.org/schema/neuroml2" id="jump_doc">
+_JUMP = """
     <ionChannelHH id="{id}" conductance="10pS" species="k">
         <gateHHtauInf id="h" instances="1">
             <timeCourse type="jumpTau" below="5ms" above="20ms" midpoint="{midpoint}"/>
@@ -101,7 +101,6 @@ _JUMP = """<?xml version="1.0" encoding="UTF-8"?>
             </ConditionalDerivedVariable>
         </Dynamics>
     </ComponentType>
-</neuroml>
 """
 
 
@@ -110,8 +109,7 @@ def test_switch_points_without_common_spacing_keep_their_own_grids(tmp_path):
     # down to the picovolt, so no uniform grid has a node at all of them.
     channels = []
     for k, midpoint in enumerate(("-63.0123456789mV", "-41.987654321mV", "-20.5mV")):
-        path = tmp_path / f"jump{k}.channel.nml"
-        path.write_text(_JUMP.format(id=f"jump{k}", midpoint=midpoint))
+        path = write_nml(tmp_path, _JUMP.format(id=f"jump{k}", midpoint=midpoint), f"jump{k}.channel.nml")
         channels.append(nml2lut.load_channel(path, name=f"J{k}"))
     assert all(c.tables.breakpoints for c in channels)  # each aligned its own grid
     shared = nml2lut.share_grid(channels)
