@@ -8,68 +8,24 @@ rendered from the whole file, so running one model keeps the others' figures.
 from __future__ import annotations
 
 import json
-import os
-import platform
-import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from nml2lut import machine as machine_info
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "results.md"
 
 
-def load_average() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
+load_average = machine_info.load_average
 
 
 def machine() -> dict:
-    """Platform, processor, core count and tool versions."""
-    info = {
-        "platform": platform.platform(),
-        "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-    for package in ("brian2", "numpy", "Cython", "nml2lut", "lut4brian"):
-        try:
-            from importlib.metadata import version
-
-            info[package] = version(package)
-        except Exception:  # not installed
-            info[package] = None
-    info["nml2lut_commit"] = _commit()
-    gcc = shutil.which("gcc")
-    if gcc:
-        info["gcc"] = subprocess.run([gcc, "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
+    """Platform, processor, core count, tool versions (lut4brian's too) and the nml2lut commit."""
+    info = machine_info.describe(("brian2", "numpy", "Cython", "nml2lut", "lut4brian"))
+    info["nml2lut_commit"] = machine_info.commit(HERE.parent)
     return info
-
-
-def _commit() -> str | None:
-    """HEAD of the checkout, with "+edits" when nml2lut/ has uncommitted changes (read-only git calls)."""
-    git = shutil.which("git")
-    if git is None:
-        return None
-    head = subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
-    if head.returncode:
-        return None
-    dirty = subprocess.run([git, "status", "--porcelain", "--", "nml2lut"], cwd=HERE.parent, capture_output=True,
-                           text=True).stdout.strip()  # fmt: skip
-    return head.stdout.strip() + ("+edits" if dirty else "")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def command(argv: list[str]) -> str:

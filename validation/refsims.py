@@ -174,54 +174,22 @@ def _verdict_record(v, reference) -> dict:
 
 def provenance(argv: list[str]) -> dict:
     """Where the figures come from: command line, machine, versions, commit, load average."""
-    info = {
+    from nml2lut import machine
+
+    return {
         "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *argv]),
         "host": platform.node(),
-        "platform": platform.platform(),
-        "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average_start": _load(),
+        **machine.describe(),
+        "load_average_start": machine.load_average(),
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "commit": machine.commit(REPO),
     }
-    from importlib.metadata import PackageNotFoundError, version
-
-    for package in ("brian2", "numpy", "Cython", "nml2lut"):
-        try:
-            info[package] = version(package)
-        except PackageNotFoundError:
-            info[package] = None
-    info["commit"] = _commit()
-    return info
 
 
 def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
+    from nml2lut import machine
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _commit() -> str | None:
-    """HEAD, with "+edits" when the package has uncommitted changes (read-only git calls)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "nml2lut"], cwd=REPO, capture_output=True, text=True
-        )
-    except OSError:
-        return None
-    return head.stdout.strip() + ("+edits" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+    return machine.load_average()
 
 
 def _ms(x: float | None, digits: int = 3) -> str:
