@@ -43,6 +43,7 @@ _Z_CA = 2.0
 RATE_VOLTAGE = "v_rates"
 #: The calcium concentration the channels' rates read when they lag the pool.
 RATE_CONCENTRATION = "caConc_rates"
+POOL_CURRENT = "iCa_pool"
 _V = re.compile(r"(?<![A-Za-z0-9_])v(?![A-Za-z0-9_])")
 
 
@@ -90,6 +91,8 @@ class CellBuildOptions:
     rate_lag: int = 0
     # Steps by which the calcium concentration the rates read lags the pool (jLEMS).
     conc_lag: int = 0
+    # Steps by which the calcium current the pools read lags the membrane's (jLEMS).
+    pool_current_lag: int = 0
     # The concentration axis (mM) of 2-D tables.  Wider than load_channel's default:
     # pools in the wild run far beyond physiological values (Traub's "concentration"
     # reaches thousands of mM), and a value off the table is held at the edge.
@@ -127,6 +130,7 @@ class LoadedCell:
     temperature: float | None = None
     before_step: list[str] = field(default_factory=list)
     after_step: list[str] = field(default_factory=list)
+    initial_registers: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def max_error(self) -> float:
@@ -155,6 +159,9 @@ class LoadedCell:
                 for name, value in ((first, 1.0), *((other, 0.0) for other in others)):
                     if not group.variables[name].read_only:
                         setattr(group, name, value)
+        # Registers of quantities the whole initial state defines (the calcium current).
+        for name, expression in self.initial_registers:
+            setattr(group, name, expression)
         if self.conditions:
             group.run_regularly("\n".join(self.conditions), when="after_groups", name=f"{group.name}_pool_events")
         if self.before_step:
@@ -458,7 +465,8 @@ class _CellBuilder:
         pool = species.pool
         symbols = {
             "concentration": f"({inside}/mmolar)", "extConcentration": f"({outside}/mmolar)",
-            "iCa": "(iCa/amp)", "surfaceArea": repr(self.spec.area), "initialConcentration": repr(species.initial),
+            "iCa": f"({POOL_CURRENT}/amp)" if self.options.pool_current_lag else "(iCa/amp)",
+            "surfaceArea": repr(self.spec.area), "initialConcentration": repr(species.initial),
             "initialExtConcentration": repr(species.initial_ext), "t": "(t/second)",
         }  # fmt: skip
         if self.options.temperature is not None:
@@ -516,6 +524,14 @@ class _CellBuilder:
             self.lines += [f"caConc_lag{k} : mmolar" for k in range(1, lag + 1)]
             self.lines.append(f"{RATE_CONCENTRATION} = caConc_lag{lag} : mmolar")
             before_step += _shift_register("caConc", "caConc_lag", lag)
+        pool_registers = []
+        if self.options.pool_current_lag and spec.species:
+            # A pool reads iCa through the cell, which sums it after its children have
+            # stepped: the pool steps with the current of the step before.
+            lag = self.options.pool_current_lag + 1
+            self.lines += [f"iCa_lag{k} : amp" for k in range(1, lag + 1)] + [f"{POOL_CURRENT} = iCa_lag{lag} : amp"]
+            before_step += _shift_register("iCa", "iCa_lag", lag)
+            pool_registers = [(f"iCa_lag{k}", "iCa") for k in range(1, lag + 1)]
         self.lines += [
             f"dv/dt = (iChannels + iSyn)/({spec.capacitance!r}*farad) : volt",
             f"iChannels = {' + '.join(channel_currents) or '0*amp'} : amp",
@@ -538,5 +554,6 @@ class _CellBuilder:
             threshold="v > v_thresh", initial=self.initial, conditions=self.conditions,
             quantities=self.quantities, kinetic_closed=self.kinetic_closed, temperature=self.options.temperature,
             before_step=before_step, after_step=self.after_step,
+            initial_registers=pool_registers,
         )  # fmt: skip
 

@@ -34,12 +34,14 @@ TARGETS = ("numpy", "cython", "cpp_standalone")
 #: the exact transition matrix, as jLEMS steps them.
 EULER_METHODS = ("euler",)
 JLEMS_RATE_LAG = 3
-#: The calcium concentration reaches jLEMS's rate expressions five steps late: the
-#: three levels v passes through plus the two derived variables by which the cell
-#: exposes its pool.  Inferred by fitting, not read from jLEMS's source: on
-#: LEMS_NML2_Ex15_CaDynamics (exact, 20 spikes) lags of 0, 3, 4, 5, 6, 7 steps
-#: leave 0.75, 0.34, 0.13, 0.066, 0.26, 0.46 ms between spike times.
-JLEMS_CONC_LAG = 5
+#: jLEMS's rates read the pool's concentration of the same step: no lag.  (A lag of
+#: five steps, fitted on LEMS_NML2_Ex15_CaDynamics, stood in for the pool's lag below.)
+JLEMS_CONC_LAG = 0
+#: A pool reads ``iCa`` from the cell, which sums it from its channels after its
+#: children (the pool among them) have stepped: the pool steps with the calcium
+#: current of the step before.  Recorded against jLEMS (PyloricNetwork's LP cell,
+#: 10000 steps): caConc, the KCa gate and v then agree to the output's 8 digits.
+JLEMS_POOL_CURRENT_LAG = 1
 
 
 @dataclass
@@ -55,13 +57,45 @@ class LemsRun:
     columns: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)
 
 
-def _input_expression(spec: InputSpec) -> str:
-    """The input's current (amp) at Brian2 time ``t``, as the core input types define it."""
+_EDGE_CHUNK = 1 << 20
+
+
+def _jlems_edge(time: float, dt: float, steps: int, *, inclusive: bool = True) -> int:
+    """The first step (from 0) whose end time, as jLEMS sums it, reaches ``time`` (``> time`` if not inclusive).
+
+    jLEMS advances step n with ``t`` = dt added n + 1 times, which drifts from
+    (n + 1)*dt by rounding: an input edge on a step boundary can fall a step
+    either side of where ``(n + 1)*dt`` puts it.  ``steps`` if not reached within
+    the run's ``steps`` steps.
+    """
+    count = min(steps, int(time / dt * (1 + 1e-9)) + 3) if time >= 0 else 0
+    side = "left" if inclusive else "right"
+    total, done = 0.0, 0
+    while done < count:  # in chunks: memory stays bounded however long the run
+        chunk = np.full(min(_EDGE_CHUNK, count - done), dt)
+        chunk[0] += total
+        ends = np.cumsum(chunk)  # sequential, so the same repeated addition as jLEMS's loop
+        found = int(np.searchsorted(ends, time, side=side))
+        if found < ends.size:
+            return done + found
+        total, done = float(ends[-1]), done + ends.size
+    return count
+
+
+def _input_expression(spec: InputSpec, dt: float | None = None, steps: int = 0) -> str:
+    """The input's current (amp) at Brian2 time ``t``, as the core input types define it.
+
+    With ``dt`` (s), the on and off edges fall on the steps where jLEMS's summed
+    time crosses them (`_jlems_edge`; ``steps`` is the run's length in steps).
+    """
     p = {k: repr(float(v)) for k, v in spec.parameters.items()}
     start, stop = spec.parameters["delay"], spec.parameters["delay"] + spec.parameters["duration"]
     # jLEMS sets an input's current by OnConditions on the time at the end of a step,
     # so the current is on during the step that ends at `delay`: hence t + dt.
     inside = f"int(t + dt >= {start!r}*second and t + dt < {stop!r}*second)"
+    if dt is not None:
+        step = "timestep(t, dt)"
+        inside = f"int({step} >= {_jlems_edge(start, dt, steps)} and {step} < {_jlems_edge(stop, dt, steps)})"
     if spec.kind == "pulseGenerator":
         return f"{p['amplitude']}*amp*{inside}"
     if spec.kind == "sineGenerator":
@@ -70,6 +104,10 @@ def _input_expression(spec: InputSpec) -> str:
     if spec.kind == "voltageClamp":
         # Active from delay, off after delay + duration (strictly later), as the core type's conditions say.
         clamp = f"int(t + dt >= {start!r}*second and t + dt <= {stop!r}*second)"
+        if dt is not None:
+            step = "timestep(t, dt)"
+            off = _jlems_edge(stop, dt, steps, inclusive=False)
+            clamp = f"int({step} >= {_jlems_edge(start, dt, steps)} and {step} < {off})"
         return f"{clamp}*({p['targetVoltage']}*volt - v)/({p['simpleSeriesResistance']}*ohm)"
     if spec.kind == "rampGenerator":
         ramp = (f"({p['startAmplitude']} + ({p['finishAmplitude']} - {p['startAmplitude']})*((t + dt)/second - {p['delay']})"
@@ -78,17 +116,23 @@ def _input_expression(spec: InputSpec) -> str:
     raise UnsupportedError(spec.kind, f"{spec.where}: input type {spec.kind!r}")
 
 
-def _synapse_model(kind: str, values: dict[str, float], target: str) -> tuple[str, str | None]:
-    """Brian2 Synapses model (and an after-step update) for a continuous synapse; ``v_pre`` is the peer."""
+def _synapse_model(kind: str, values: dict[str, float], target: str,
+                   peer: str = "v_pre") -> tuple[str, str | None]:  # fmt: skip
+    """Brian2 Synapses model (and an after-step update) for a continuous synapse; ``v_pre`` is the peer.
+
+    ``peer`` is the peer voltage the graded synapse's state reads (`PEER_VOLTAGE` in jLEMS's scheme).
+    """
     if kind == "gradedSynapse":
         g, delta, vth, k, erev = (repr(values[n]) for n in ("conductance", "delta", "Vth", "k", "erev"))
         model = f"""
-        s_inf = 1/(1 + exp(({vth} - v_pre/volt)/{delta})) : 1
+        s_inf = 1/(1 + exp(({vth} - {peer}/volt)/{delta})) : 1
         moving = int(1 - s_inf > 1e-4) : 1
         ds/dt = moving*(s_inf - s)*{k}/(1 - s_inf + (1 - moving))/second : 1 (clock-driven)
         {target}_post = w*{g}*siemens*s*({erev}*volt - v_post) : amp (summed)
         w : 1 (constant)
         """
+        if "peer_later" in peer:
+            model += "peer_later : 1 (constant)\n"
         return model, "s = s + int(1 - s_inf < 1e-4)*(s_inf - s)"
     if kind in ("linearGradedSynapse", "gapJunction"):
         g = repr(values["conductance"])
@@ -97,6 +141,19 @@ def _synapse_model(kind: str, values: dict[str, float], target: str) -> tuple[st
         w : 1 (constant)
         """, None  # fmt: skip
     raise UnsupportedError(kind, f"continuous synapse type {kind!r}")
+
+
+#: In jLEMS's scheme: the graded synapse reads its peer's ``v`` (the silent synapse's copy
+#: of the pre cell's ``v``, taken when that cell last stepped) before the post cell steps.
+#: Brian2 steps the synapses after the cells, where ``v_lag1`` holds the pre cell's ``v``
+#: at the step's start; a pre cell that jLEMS steps after the post cell (later population,
+#: or later in the same one) was last stepped a step before: ``v_lag2``.
+PEER_VOLTAGE = "(v_lag1_pre*(1 - peer_later) + v_lag2_pre*peer_later)"
+
+
+def _peer_later(populations: list[str], source: tuple[str, int], dest: tuple[str, int]) -> bool:
+    """Whether jLEMS steps the cell ``source`` after the cell ``dest`` (populations in order, then index)."""
+    return (populations.index(source[0]), source[1]) > (populations.index(dest[0]), dest[1])
 
 
 def _spiking_model(kind: str, values: dict[str, float], target: str) -> tuple[str, str]:
@@ -123,7 +180,7 @@ def _spiking_model(kind: str, values: dict[str, float], target: str) -> tuple[st
 
 
 class _Builder:
-    def __init__(self, library: Library, simulation: SimulationSpec, *, mode, method, tolerance, v_range):
+    def __init__(self, library: Library, simulation: SimulationSpec, *, mode, method, tolerance, v_range, steps=0):
         self.library = library
         self.sim = simulation
         self.mode = mode
@@ -131,6 +188,7 @@ class _Builder:
         self.tolerance = tolerance
         self.v_range = v_range
         self.rate_lag = JLEMS_RATE_LAG if method in EULER_METHODS else 0
+        self.steps = steps
         self.extra_lines: dict[str, list[str]] = {p.id: [] for p in simulation.populations}
         self.extra_currents: dict[str, list[str]] = {p.id: [] for p in simulation.populations}
         self.input_weights: dict[tuple[str, str], dict[int, float]] = {}
@@ -144,7 +202,8 @@ class _Builder:
             key = (spec.population, name)
             if key not in self.input_weights:
                 self.input_weights[key] = {}
-                self.extra_lines[spec.population] += [f"{name} = w_{name}*({_input_expression(spec)}) : amp",
+                jlems = (self.sim.step, self.steps) if self.rate_lag else ()
+                self.extra_lines[spec.population] += [f"{name} = w_{name}*({_input_expression(spec, *jlems)}) : amp",
                                                       f"w_{name} : 1 (constant)"]  # fmt: skip
                 self.extra_currents[spec.population].append(name)
             weights = self.input_weights[key]
@@ -180,6 +239,7 @@ class _Builder:
                 temperature=self.sim.temperature, mode=self.mode, v_range=self.v_range, tolerance=self.tolerance,
                 dt=_seconds(self.sim.step), rate_lag=self.rate_lag,
                 conc_lag=JLEMS_CONC_LAG if self.rate_lag else 0,
+                pool_current_lag=JLEMS_POOL_CURRENT_LAG if self.rate_lag else 0,
                 extra_currents=tuple(self.extra_currents[population.id]),
             )  # fmt: skip
             if self.v_range is None:
@@ -238,13 +298,16 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
         run.groups[population.id] = group
         objects.append(group)
     for number, (connection, target, kind, (values, source, dest)) in enumerate(builder.synapse_specs):
-        model, update = _synapse_model(kind, values, target)
+        jlems = kind == "gradedSynapse" and builder.rate_lag
+        model, update = _synapse_model(kind, values, target, PEER_VOLTAGE if jlems else "v_pre")
         # Forward Euler, as jLEMS: the graded synapse's rate switches off where it saturates,
         # and exponential Euler would divide by that zero rate.
         synapses = Synapses(run.groups[source[0]], run.groups[dest[0]], model=model, method="euler", dt=dt,
                             name=f"syn_{number}_{target.lower()}")  # fmt: skip
         synapses.connect(i=source[1], j=dest[1])
         synapses.w = connection.weight
+        if jlems:
+            synapses.peer_later = _peer_later([p.id for p in sim.populations], source, dest)
         if update is not None:
             synapses.run_regularly(update, when="after_groups")
         run.synapses.append(synapses)
@@ -356,7 +419,8 @@ def run_lems(
         # Channels bind the temperature when loaded: each stretch of constant temperature
         # gets its own model, started from the state the previous one ended in.
         segment = simulation if temperature is None else dc_replace(simulation, temperature=temperature)
-        builder = _Builder(library, segment, mode=mode, method=method, tolerance=tolerance, v_range=v_range)
+        builder = _Builder(library, segment, mode=mode, method=method, tolerance=tolerance, v_range=v_range,
+                           steps=steps)  # fmt: skip
         builder.plan()
         current = LemsRun(segment, builder.cells())
         parts.append(_execute(current, builder, chosen, target, build_dir, first, stop, run))
