@@ -23,14 +23,14 @@ from brian2 import Equations
 from . import expr
 from .channel import LoadedChannel, _load, _v_range, to_kelvin
 from .emit import identifier
-from .errors import ModelError, Nml2LutError
+from .errors import ModelError, Nml2LutError, TableError
 from .lookup import EXPREL_FUNCTION_NAME, WHERE_FUNCTION_NAME, make_exprel_function, make_where_function
 from .model import fix_symbol
 from .parse import read_library
 from .parse.cells import CellSpec, DensitySpec, SpeciesSpec, read_cell
 from .parse.channels import Library
 from .sharing import share_grid
-from .tables import DEFAULT_TOLERANCE
+from .tables import DEFAULT_RANGE, DEFAULT_TOLERANCE, GridWarning
 
 __all__ = ["LoadedCell", "load_cell", "CellBuildOptions", "build_cell"]
 
@@ -293,12 +293,27 @@ class _CellBuilder:
         from brian2 import kelvin, volt
 
         o = self.options
-        return _load(
-            channel, name=suffix, temperature=None if o.temperature is None else o.temperature * kelvin,
-            mode=o.mode, v_range=None if o.v_range is None else tuple(x * volt for x in o.v_range),
-            tolerance=o.tolerance, n_points=None, vshift=None if vshift is None else vshift * volt, dt=o.dt,
-            conc="caConc", conc_range=tuple(f"{c!r}mM" for c in o.conc_range), kinetic=o.kinetic,
-        )  # fmt: skip
+
+        def load(v_range):
+            return _load(
+                channel, name=suffix, temperature=None if o.temperature is None else o.temperature * kelvin,
+                mode=o.mode, v_range=None if v_range is None else tuple(x * volt for x in v_range),
+                tolerance=o.tolerance, n_points=None, vshift=None if vshift is None else vshift * volt, dt=o.dt,
+                conc="caConc", conc_range=tuple(f"{c!r}mM" for c in o.conc_range), kinetic=o.kinetic,
+            )  # fmt: skip
+
+        if o.v_range != CellBuildOptions.v_range:
+            return load(o.v_range)
+        try:
+            return load(o.v_range)
+        except TableError as err:
+            # The wide default range reaches voltages where some published rate
+            # expressions stop making sense (a negative time constant at -150 mV);
+            # the channel's own default range is the one its author tested.
+            warnings.warn(f"{density.where}: {err}; tabulated over the channel default "
+                          f"{DEFAULT_RANGE[0] * 1e3:g}..{DEFAULT_RANGE[1] * 1e3:g} mV instead", GridWarning,
+                          stacklevel=2)  # fmt: skip
+            return load(DEFAULT_RANGE)
 
     def _load_all(self) -> dict[str, LoadedChannel]:
         """The channel of every density (by suffix), their voltage tables on one grid (see `share_grid`)."""

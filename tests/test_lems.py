@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import nml2lut
-from nml2lut.errors import ModelError, UnitError, UnsupportedError
+from nml2lut.errors import ModelError, TableError, UnitError, UnsupportedError
 from nml2lut.refcompare import threshold_crossings
+from nml2lut.tables import GridWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "example_channels"
@@ -132,6 +133,38 @@ def test_missing_channel_names_the_density(tmp_path):
     path = _write(tmp_path, _cell('<channelDensity id="nope_all" ionChannel="nope" condDensity="1mS_per_cm2" erev="0mV"/>'))
     with pytest.raises(ModelError, match=r"cell\.nml:\d+: <channelDensity id='nope_all'>: no ion channel 'nope'"):
         nml2lut.load_cell(path)
+
+
+_TAU_NEGATIVE_BELOW_120 = """
+    <ionChannelHH id="odd" conductance="10pS" species="k">
+        <gateHHtauInf id="n" instances="1">
+            <timeCourse type="lineTau"/>
+            <steadyState type="HHSigmoidVariable" rate="1" midpoint="-40mV" scale="10mV"/>
+        </gateHHtauInf>
+    </ionChannelHH>
+    <ComponentType name="lineTau" extends="baseVoltageDepTime">
+        <Constant name="MV" dimension="voltage" value="1mV"/>
+        <Constant name="MS" dimension="time" value="1ms"/>
+        <Requirement name="v" dimension="voltage"/>
+        <Dynamics>
+            <DerivedVariable name="t" exposure="t" dimension="time" value="MS * (v + 120*MV) / (10*MV)"/>
+        </Dynamics>
+    </ComponentType>
+"""
+
+
+def test_a_channel_invalid_below_minus_100_mV_falls_back_to_its_default_range(tmp_path):
+    density = '<channelDensity id="odd_all" ionChannel="odd" condDensity="1mS_per_cm2" erev="-90mV" ion="k"/>'
+    path = _write(tmp_path, _cell(density, extra=_TAU_NEGATIVE_BELOW_120))
+    with pytest.warns(GridWarning, match=r"<channelDensity id='odd_all'>.*n/tau must be positive.*-100\.\.60 mV"):
+        cell = nml2lut.load_cell(path)
+    assert cell.channels["odd_all"].grid.v_min == pytest.approx(-0.1)
+    # inside the channel's own range a bad curve is still an error, not a silent table
+    bad = _TAU_NEGATIVE_BELOW_120.replace("v + 120*MV", "v + 80*MV")
+    path = _write(tmp_path, _cell(density, extra=bad), name="bad.cell.nml")
+    with pytest.raises(TableError, match=r"<channelDensity id='odd_all'>.*n/tau must be positive"):
+        with pytest.warns(GridWarning):
+            nml2lut.load_cell(path)
 
 
 def test_unknown_density_type_names_the_element(tmp_path):
