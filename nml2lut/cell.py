@@ -41,8 +41,6 @@ _Z_CA = 2.0
 
 #: The voltage the channels' rates read when they lag the membrane potential.
 RATE_VOLTAGE = "v_rates"
-#: The calcium concentration the channels' rates read when they lag the pool.
-RATE_CONCENTRATION = "caConc_rates"
 POOL_CURRENT = "iCa_pool"
 _V = re.compile(r"(?<![A-Za-z0-9_])v(?![A-Za-z0-9_])")
 
@@ -89,8 +87,6 @@ class CellBuildOptions:
     # passes v down the component tree one level per step (cell -> density ->
     # channel -> rate), so its rates see v from three steps before.
     rate_lag: int = 0
-    # Steps by which the calcium concentration the rates read lags the pool (jLEMS).
-    conc_lag: int = 0
     # Steps by which the calcium current the pools read lags the membrane's (jLEMS).
     pool_current_lag: int = 0
     # The concentration axis (mM) of 2-D tables.  Wider than load_channel's default:
@@ -302,11 +298,11 @@ class _CellBuilder:
                 conc="caConc", conc_range=tuple(f"{c!r}mM" for c in o.conc_range), kinetic=o.kinetic,
             )  # fmt: skip
 
-        if o.v_range != CellBuildOptions.v_range:
-            return load(o.v_range)
         try:
             return load(o.v_range)
         except TableError as err:
+            if o.v_range != CellBuildOptions.v_range:
+                raise  # a range the caller chose is kept, good or bad
             # The wide default range reaches voltages where some published rate
             # expressions stop making sense (a negative time constant at -150 mV);
             # the channel's own default range is the one its author tested.
@@ -335,8 +331,7 @@ class _CellBuilder:
         kept = Equations([eq for eq in loaded.code.equations.ordered
                           if eq.varname not in (f"I_{suffix}", f"g_{suffix}", f"E_{suffix}")])  # fmt: skip
         if self.options.rate_lag:
-            renamed = {"caConc": RATE_CONCENTRATION} if self.options.conc_lag else {}
-            kept = kept.substitute(v=RATE_VOLTAGE, **renamed)
+            kept = kept.substitute(v=RATE_VOLTAGE)
             loaded, updates = _with_rate_voltage(loaded)
             self.after_step += updates
             self.channels[suffix] = loaded
@@ -534,11 +529,6 @@ class _CellBuilder:
             self.lines += [f"{name} : volt" for name in registers] + [f"{RATE_VOLTAGE} = v_lag{lag} : volt"]
             self.initial[1:1] = [(name, "v") for name in registers]
             before_step = _shift_register("v", "v_lag", lag)
-        if self.options.conc_lag:
-            lag = self.options.conc_lag
-            self.lines += [f"caConc_lag{k} : mmolar" for k in range(1, lag + 1)]
-            self.lines.append(f"{RATE_CONCENTRATION} = caConc_lag{lag} : mmolar")
-            before_step += _shift_register("caConc", "caConc_lag", lag)
         pool_registers = []
         if self.options.pool_current_lag and spec.species:
             # A pool reads iCa through the cell, which sums it after its children have
@@ -562,8 +552,6 @@ class _CellBuilder:
         except Exception as err:  # Brian2 raises several types for bad equations
             raise ModelError(f"{spec.where}: the cell's equations were rejected by Brian2: {err}") from err
         self._aliases()
-        # After the pools' initial values, so the registers start at the initial concentration.
-        self.initial += [(f"caConc_lag{k}", "caConc") for k in range(1, self.options.conc_lag + 1)]
         return LoadedCell(
             id=spec.id, spec=spec, channels=self.channels, equations=equations, namespace=self.namespace,
             threshold="v > v_thresh", initial=self.initial, conditions=self.conditions,

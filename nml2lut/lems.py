@@ -34,12 +34,10 @@ TARGETS = ("numpy", "cython", "cpp_standalone")
 #: the exact transition matrix, as jLEMS steps them.
 EULER_METHODS = ("euler",)
 JLEMS_RATE_LAG = 3
-#: jLEMS's rates read the pool's concentration of the same step: no lag.  (A lag of
-#: five steps, fitted on LEMS_NML2_Ex15_CaDynamics, stood in for the pool's lag below.)
-JLEMS_CONC_LAG = 0
 #: A pool reads ``iCa`` from the cell, which sums it from its channels after its
 #: children (the pool among them) have stepped: the pool steps with the calcium
-#: current of the step before.  Recorded against jLEMS (PyloricNetwork's LP cell,
+#: current of the step before; the rates read the pool's concentration of the
+#: same step, without lag.  Recorded against jLEMS (PyloricNetwork's LP cell,
 #: 10000 steps): caConc, the KCa gate and v then agree to the output's 8 digits.
 JLEMS_POOL_CURRENT_LAG = 1
 
@@ -238,7 +236,6 @@ class _Builder:
             options = CellBuildOptions(
                 temperature=self.sim.temperature, mode=self.mode, v_range=self.v_range, tolerance=self.tolerance,
                 dt=_seconds(self.sim.step), rate_lag=self.rate_lag,
-                conc_lag=JLEMS_CONC_LAG if self.rate_lag else 0,
                 pool_current_lag=JLEMS_POOL_CURRENT_LAG if self.rate_lag else 0,
                 extra_currents=tuple(self.extra_currents[population.id]),
             )  # fmt: skip
