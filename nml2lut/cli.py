@@ -299,7 +299,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     results, run = run_lems(args.file, mode=args.mode, target=args.target, method=args.method,
-                            length=None if args.length is None else args.length * 1e-3, return_run=True)  # fmt: skip
+                            length=None if args.length is None else args.length * 1e-3,
+                            step=None if args.step is None else args.step * 1e-3, return_run=True)  # fmt: skip
     elapsed = time.perf_counter() - started
     sim = run.simulation
     written = write_outputs(sim, results, args.output)
@@ -384,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--method", help="Brian2 integration method (default nml2lut.METHOD; 'euler' is "
                                            "jLEMS's own scheme)")  # fmt: skip
     simulate.add_argument("--length", type=_positive(float), help="simulated time in ms (default: the simulation's)")
+    simulate.add_argument("--step", type=_positive(float), help="integration step in ms (default: the simulation's)")
     simulate.add_argument("--plot", metavar="PNG", help="also plot the recorded quantities")
     simulate.set_defaults(run=_simulate)
     return parser

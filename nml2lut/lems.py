@@ -353,6 +353,7 @@ def run_lems(
     v_range: tuple[float, float] | None = None,
     build_dir: str | os.PathLike | None = None,
     length: float | None = None,
+    step: float | None = None,
     return_run: bool = False,
 ):
     """Run a LEMS simulation of single-compartment NeuroML2 cells in Brian2.
@@ -383,6 +384,10 @@ def run_lems(
         +80 mV for cells), as in `load_channel`.
     length : float, optional
         Simulate this long (s) instead of the simulation's own length.
+    step : float, optional
+        Integrate with this step (s) instead of the simulation's own, e.g. to
+        see how far a result is from its converged value; outputs are then
+        sampled at every such step.
     return_run : bool
         Also return the `LemsRun` (groups, monitors).
 
@@ -403,6 +408,14 @@ def run_lems(
         raise ModelError(f"target must be one of {TARGETS}, got {target!r}")
     library = read_library(path)
     simulation = read_simulation(library)
+    if step is not None:
+        try:
+            seconds = float(step)
+        except (TypeError, ValueError):
+            seconds = math.nan
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ModelError(f"step must be a positive number of seconds, got {step!r}")
+        simulation = dc_replace(simulation, step=seconds)
     steps = int(round((simulation.length if length is None else length) / simulation.step))
     if steps < 1:
         raise ModelError(f"{simulation.where}: length {length} s is shorter than one step")

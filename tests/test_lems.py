@@ -71,6 +71,24 @@ def test_ca_cell_default_method_keeps_the_spike_count(reference):
     np.testing.assert_allclose(result["spikes:pop[0]"], ours, atol=2e-5)
 
 
+def test_run_lems_step_override_converges():
+    """A finer step samples more finely and moves the trace towards the converged one."""
+    coarse = nml2lut.run_lems(CA_LEMS, mode="exact", method="euler", length=0.005)
+    fine = nml2lut.run_lems(CA_LEMS, mode="exact", method="euler", length=0.005, step=2.5e-6)
+    finer = nml2lut.run_lems(CA_LEMS, mode="exact", method="euler", length=0.005, step=1.25e-6)
+    assert len(fine["t"]) == 2000
+    np.testing.assert_allclose(np.diff(fine["t"]), 2.5e-6, rtol=1e-9)
+    # Forward Euler's error halves with the step: compare each with the finest at the common times.
+    at = finer["t"][::8]
+    error_coarse = np.max(np.abs(coarse[V] - np.interp(coarse["t"], at, finer[V][::8])))
+    error_fine = np.max(np.abs(fine[V][::2] - np.interp(fine["t"][::2], at, finer[V][::8])))
+    assert 0 < error_fine < 0.6 * error_coarse
+    with pytest.raises(ModelError, match="step must be a positive"):
+        nml2lut.run_lems(CA_LEMS, length=0.005, step=0.0)
+    with pytest.raises(ModelError, match="step must be a positive"):
+        nml2lut.run_lems(CA_LEMS, length=0.005, step="fast")
+
+
 def test_run_lems_returns_si_arrays_on_the_step_grid():
     result = nml2lut.run_lems(CA_LEMS, length=0.005)
     assert set(result) >= {"t", V, CA}
@@ -318,6 +336,16 @@ def test_simulate_command_writes_jlems_style_files(tmp_path):
     assert spikes.shape[1] == 2 and np.all(spikes[:, 1] == 0)
     np.testing.assert_allclose(spikes[:, 0], threshold_crossings(table[:, 0], table[:, 1], 0.0), atol=2e-5)
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_simulate_command_step_option(tmp_path):
+    from nml2lut.cli import main
+
+    out = tmp_path / "out"
+    assert main(["simulate", str(CA_LEMS), "-o", str(out), "--length", "2", "--step", "0.005"]) == 0
+    table = np.loadtxt(out / "ca_cell.dat")
+    assert table.shape == (400, 4)
+    np.testing.assert_allclose(table[1:, 0] - table[:-1, 0], 5e-6, rtol=1e-6)
 
 
 def test_simulate_refuses_output_names_outside_the_directory(tmp_path):
