@@ -53,6 +53,8 @@ class LemsRun:
     monitors: dict = field(default_factory=dict)
     spike_monitors: dict = field(default_factory=dict)
     columns: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)
+    #: (cell population, cell index, synapse component id) -> (Synapses object, its synapse type)
+    cell_synapses: dict[tuple[str, int, str], list] = field(default_factory=dict)
 
 
 _EDGE_CHUNK = 1 << 20
@@ -114,19 +116,37 @@ def _input_expression(spec: InputSpec, dt: float | None = None, steps: int = 0) 
     raise UnsupportedError(spec.kind, f"{spec.where}: input type {spec.kind!r}")
 
 
-def _synapse_model(kind: str, values: dict[str, float], target: str,
-                   peer: str = "v_pre") -> tuple[str, str | None]:  # fmt: skip
-    """Brian2 Synapses model (and an after-step update) for a continuous synapse; ``v_pre`` is the peer.
+def _synapse_model(kind: str, values: dict[str, float], target: str, peer: str = "v_pre",
+                   record: bool = False) -> tuple[str, str | None, str | None]:  # fmt: skip
+    """Brian2 Synapses model, after-step update and before-step update of a continuous synapse.
 
-    ``peer`` is the peer voltage the graded synapse's state reads (`PEER_VOLTAGE` in jLEMS's scheme).
+    ``v_pre`` is the peer; ``peer`` is the peer voltage the graded synapse's
+    state reads (`PEER_VOLTAGE` in jLEMS's scheme).  With ``record``, the
+    updates also copy the synapse's `SYNAPSE_QUANTITIES` into parameters (a
+    StateMonitor cannot read a Synapses subexpression of the cells'
+    variables): the current before the step, from the state the step starts
+    from, as jLEMS computes and records it; ``inf`` and ``tau`` after it.
     """
+    model, update = _synapse_dynamics(kind, values, target, peer)
+    if not record:
+        return model, update, None
+    copies = {name: unit for name, unit in SYNAPSE_QUANTITIES[kind].values() if name.endswith("_rec")}
+    model += "".join(f"{name} : {unit}\n" for name, unit in copies.items())
+    before = [f"{name} = {name[: -len('_rec')]}" for name in copies if name == CURRENT_COPY]
+    after = [f"{name} = {name[: -len('_rec')]}" for name in copies if name != CURRENT_COPY]
+    return model, "\n".join(([update] if update else []) + after) or None, "\n".join(before) or None
+
+
+def _synapse_dynamics(kind: str, values: dict[str, float], target: str, peer: str) -> tuple[str, str | None]:
     if kind == "gradedSynapse":
         g, delta, vth, k, erev = (repr(values[n]) for n in ("conductance", "delta", "Vth", "k", "erev"))
         model = f"""
         s_inf = 1/(1 + exp(({vth} - {peer}/volt)/{delta})) : 1
+        tau_syn = (1 - s_inf)/{k}*second : second
         moving = int(1 - s_inf > 1e-4) : 1
         ds/dt = moving*(s_inf - s)*{k}/(1 - s_inf + (1 - moving))/second : 1 (clock-driven)
-        {target}_post = w*{g}*siemens*s*({erev}*volt - v_post) : amp (summed)
+        i_syn = w*{g}*siemens*s*({erev}*volt - v_post) : amp
+        {target}_post = i_syn : amp (summed)
         w : 1 (constant)
         """
         if "peer_later" in peer:
@@ -135,10 +155,24 @@ def _synapse_model(kind: str, values: dict[str, float], target: str,
     if kind in ("linearGradedSynapse", "gapJunction"):
         g = repr(values["conductance"])
         return f"""
-        {target}_post = w*{g}*siemens*(v_pre - v_post) : amp (summed)
+        i_syn = w*{g}*siemens*(v_pre - v_post) : amp
+        {target}_post = i_syn : amp (summed)
         w : 1 (constant)
         """, None  # fmt: skip
     raise UnsupportedError(kind, f"continuous synapse type {kind!r}")
+
+
+#: What a continuous synapse on a cell exposes, as ``<population>[<i>]/<synapse id>/<name>``
+#: (jLEMS's path), by synapse type: LEMS name -> (Brian2 variable of its Synapses, unit).
+#: The copy of a synapse's current, made before the step (`_synapse_model`).
+CURRENT_COPY = "i_syn_rec"
+#: A ``_rec`` name is a parameter the updates set from the name without it (`_synapse_model`).
+SYNAPSE_QUANTITIES = {
+    "gradedSynapse": {"s": ("s", "1"), "inf": ("s_inf_rec", "1"), "tau": ("tau_syn_rec", "second"),
+                      "i": ("i_syn_rec", "amp")},
+    "linearGradedSynapse": {"i": ("i_syn_rec", "amp")},
+    "gapJunction": {"i": ("i_syn_rec", "amp")},
+}
 
 
 #: In jLEMS's scheme: the graded synapse reads its peer's ``v`` (the silent synapse's copy
@@ -191,6 +225,7 @@ class _Builder:
         self.extra_currents: dict[str, list[str]] = {p.id: [] for p in simulation.populations}
         self.input_weights: dict[tuple[str, str], dict[int, float]] = {}
         self.synapse_specs: list[tuple[ConnectionSpec, str, str, tuple]] = []
+        self.synapse_sites: list[tuple[str, int, str]] = []  # (cell population, index, component id) per spec
         self.spiking_specs: dict[str, tuple[str, list]] = {}
 
     def plan(self) -> None:
@@ -218,6 +253,8 @@ class _Builder:
                 self.extra_lines[dest[0]].append(f"{target} : amp")
                 self.extra_currents[dest[0]].append(target)
                 self.synapse_specs.append((connection, target, kind, (values, source, dest)))
+                ident = connection.post_component_id if side == "post" else connection.pre_component_id
+                self.synapse_sites.append((dest[0], dest[1], ident))
 
         for connection in self.sim.spiking:
             target = identifier(f"Isyn_ev_{connection.projection}", what="projection id")
@@ -265,11 +302,38 @@ def _resolve_column(run: LemsRun, quantity: str) -> tuple[str, str, int, str]:
     if ref.population not in run.cells:
         raise ModelError(f"{sim.where}: output {quantity!r}: no population {ref.population!r}")
     cell = run.cells[ref.population]
-    name, unit = cell.variable(ref.rest)
     size = next(p.size for p in sim.populations if p.id == ref.population)
     if not 0 <= ref.index < size:
         raise ModelError(f"{sim.where}: output {quantity!r}: cell {ref.index} outside the population")
-    return ref.population, name, ref.index, unit
+    component, _, rest = ref.rest.partition("/")
+    synapses = run.cell_synapses.get((ref.population, ref.index, component))
+    if synapses is None:
+        name, unit = cell.variable(ref.rest)
+        return ref.population, name, ref.index, unit
+    if len(synapses) > 1:
+        raise UnsupportedError("recording one of several synapses",
+                               f"{sim.where}: output {quantity!r}: {len(synapses)} synapses {component!r} act on "
+                               f"{ref.population}[{ref.index}]; which one is meant is ambiguous")  # fmt: skip
+    obj, kind = synapses[0]
+    exposed = SYNAPSE_QUANTITIES.get(kind, {})
+    if rest not in exposed:
+        raise ModelError(f"{sim.where}: output {quantity!r}: the {kind} {component!r} has no quantity {rest!r} "
+                         f"(it has: {', '.join(sorted(exposed)) or 'none'})")  # fmt: skip
+    name, unit = exposed[rest]
+    return obj.name, name, 0, unit  # one connection per Synapses object: synapse 0
+
+
+def _recorded_synapse_sites(sim: SimulationSpec) -> set[tuple[str, int, str]]:
+    """(population, index, first path element) of every recorded quantity below a cell, e.g. a synapse id."""
+    sites = set()
+    for output in sim.outputs:
+        for _, quantity in output.columns:
+            text = quantity[len(sim.prefix):] if sim.prefix and quantity.startswith(sim.prefix) else quantity
+            if text == "temperature":
+                continue
+            ref = parse_cell_ref(text, sim.where)
+            sites.add((ref.population, ref.index, ref.rest.partition("/")[0]))
+    return sites
 
 
 def _build(run: LemsRun, builder: _Builder, method) -> list:
@@ -294,9 +358,11 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
                 setattr(group, f"w_{name}", values)
         run.groups[population.id] = group
         objects.append(group)
+    recorded_sites = _recorded_synapse_sites(sim)
     for number, (connection, target, kind, (values, source, dest)) in enumerate(builder.synapse_specs):
         jlems = kind == "gradedSynapse" and builder.rate_lag
-        model, update = _synapse_model(kind, values, target, PEER_VOLTAGE if jlems else "v_pre")
+        record = builder.synapse_sites[number] in recorded_sites
+        model, update, before = _synapse_model(kind, values, target, PEER_VOLTAGE if jlems else "v_pre", record)
         # Forward Euler, as jLEMS: the graded synapse's rate switches off where it saturates,
         # and exponential Euler would divide by that zero rate.
         synapses = Synapses(run.groups[source[0]], run.groups[dest[0]], model=model, method="euler", dt=dt,
@@ -307,6 +373,12 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
             synapses.peer_later = _peer_later([p.id for p in sim.populations], source, dest)
         if update is not None:
             synapses.run_regularly(update, when="after_groups")
+        if before is not None:
+            synapses.run_regularly(before, when="before_groups")
+        if record:  # the copies start from the initial state, as jLEMS's first output row does
+            for name in {n for n, _ in SYNAPSE_QUANTITIES[kind].values() if n.endswith("_rec")}:
+                setattr(synapses, name, name[: -len("_rec")])
+        run.cell_synapses.setdefault(builder.synapse_sites[number], []).append((synapses, kind))
         run.synapses.append(synapses)
         objects.append(synapses)
     for target, ((kind, values), connections) in builder.spiking_specs.items():
@@ -328,7 +400,9 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
                 recorded.setdefault(population, {}).setdefault(name, set()).add(index)
     for population, variables in recorded.items():
         indices = sorted(set().union(*variables.values()))
-        monitor = StateMonitor(run.groups[population], sorted(variables), record=indices, dt=dt)
+        source = run.groups[population] if population in run.groups else next(
+            obj for obj in run.synapses if obj.name == population)  # a synapse's quantity
+        monitor = StateMonitor(source, sorted(variables), record=indices, dt=dt)
         run.monitors[population] = (monitor, indices)
         objects.append(monitor)
     for event_output in sim.event_outputs:

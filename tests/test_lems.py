@@ -310,6 +310,38 @@ def test_graded_synapse_couples_two_cells(tmp_path):
     assert result["p[1]/v"][-1] < -0.0601
 
 
+def test_graded_synapse_quantities_are_recorded_as_jlems_names_them(tmp_path):
+    network = """
+        <gradedSynapse id="g" conductance="5nS" delta="5mV" Vth="-62mV" k="0.5per_ms" erev="-80mV"/>
+        <silentSynapse id="s"/>
+        <pulseGenerator id="pulse" delay="0ms" duration="2ms" amplitude="0.05nA"/>
+        <network id="net">
+            <population id="p" component="c" size="2"/>
+            <explicitInput target="p[0]" input="pulse"/>
+            <continuousProjection id="proj" presynapticPopulation="p" postsynapticPopulation="p">
+                <continuousConnection id="0" preCell="0" postCell="1" preComponent="s" postComponent="g"/>
+            </continuousProjection>
+        </network>"""
+    columns = "".join(f'<OutputColumn id="{q}" quantity="p[1]/g/{q}"/>' for q in ("i", "s", "inf", "tau"))
+    simulation = f"""<OutputFile id="o" fileName="o.dat">
+            <OutputColumn id="a" quantity="p[0]/v"/><OutputColumn id="b" quantity="p[1]/v"/>{columns}</OutputFile>"""
+    path = _lems(tmp_path, network, simulation)
+    for method in ("euler", None):
+        result = nml2lut.run_lems(path, method=method)
+        v_pre, v_post = result["p[0]/v"], result["p[1]/v"]
+        i, s, inf, tau = (result[f"p[1]/g/{q}"] for q in ("i", "s", "inf", "tau"))
+        assert s.max() > 0.05 and i.min() < -1e-13
+        np.testing.assert_allclose(tau, (1 - inf) / 500.0, rtol=1e-12)
+        # jLEMS records the current it computed in the step, from the state the step started from.
+        np.testing.assert_allclose(i[1:], 5e-9 * s[:-1] * (-0.08 - v_post[:-1]), rtol=1e-9, atol=1e-24)
+        assert i[0] == 0.0
+        if method is None:  # no lag: the activation of the peer's voltage as recorded
+            np.testing.assert_allclose(inf, 1 / (1 + np.exp((-0.062 - v_pre) / 0.005)), rtol=1e-9)
+    bad = simulation.replace('quantity="p[1]/g/tau"', 'quantity="p[1]/g/conductance"')
+    with pytest.raises(ModelError, match="gradedSynapse 'g' has no quantity 'conductance'"):
+        nml2lut.run_lems(_lems(tmp_path, network, bad))
+
+
 @pytest.mark.cython
 def test_targets_agree(reference):
     runs = {target: nml2lut.run_lems(CA_LEMS, target=target, length=0.03) for target in ("numpy", "cython")}

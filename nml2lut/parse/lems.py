@@ -66,6 +66,8 @@ class ConnectionSpec:
     post_component: tuple[str, dict[str, float]]
     weight: float
     where: str
+    pre_component_id: str = ""
+    post_component_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -385,7 +387,9 @@ class _NetworkReader:
                 junction = self._component(item.get("synapse", ""), CONTINUOUS_TYPES, "synapse", item_where)
                 weight = _float(item.get("weight", "1"), item_where, "weight")
                 # A gap junction acts on both cells, each seeing the other as its peer.
-                out.append(ConnectionSpec(projection.get("id", ""), pre, post, junction, junction, weight, item_where))
+                ident = item.get("synapse", "")
+                out.append(ConnectionSpec(projection.get("id", ""), pre, post, junction, junction, weight, item_where,
+                                          ident, ident))  # fmt: skip
         for projection in self._children("continuousProjection"):
             where = _where(projection, self.path)
             pre_pop, post_pop = projection.get("presynapticPopulation"), projection.get("postsynapticPopulation")
@@ -406,7 +410,8 @@ class _NetworkReader:
                 weight = _float(item.get("weight", "1"), item_where, "weight")
                 pre_c = self._component(item.get("preComponent", ""), CONTINUOUS_TYPES, "synapse", item_where)
                 post_c = self._component(item.get("postComponent", ""), CONTINUOUS_TYPES, "synapse", item_where)
-                out.append(ConnectionSpec(projection.get("id", ""), pre, post, pre_c, post_c, weight, item_where))
+                out.append(ConnectionSpec(projection.get("id", ""), pre, post, pre_c, post_c, weight, item_where,
+                                          item.get("preComponent", ""), item.get("postComponent", "")))  # fmt: skip
             if not projection.get("id"):
                 raise ModelError(f"{where}: a projection needs an id")
         return tuple(out)
