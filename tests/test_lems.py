@@ -288,18 +288,22 @@ def test_unsupported_input_and_unknown_quantity_are_named(tmp_path):
                                                          '<explicitInput target="p[3]" input="x"/></network>')))
 
 
+# Cell 0, driven by a pulse, acts on cell 1 through a graded synapse.
+GRADED_NETWORK = """
+    <gradedSynapse id="g" conductance="5nS" delta="5mV" Vth="-62mV" k="0.5per_ms" erev="-80mV"/>
+    <silentSynapse id="s"/>
+    <pulseGenerator id="pulse" delay="0ms" duration="2ms" amplitude="0.05nA"/>
+    <network id="net">
+        <population id="p" component="c" size="2"/>
+        <explicitInput target="p[0]" input="pulse"/>
+        <continuousProjection id="proj" presynapticPopulation="p" postsynapticPopulation="p">
+            <continuousConnection id="0" preCell="0" postCell="1" preComponent="s" postComponent="g"/>
+        </continuousProjection>
+    </network>"""
+
+
 def test_graded_synapse_couples_two_cells(tmp_path):
-    network = """
-        <gradedSynapse id="g" conductance="5nS" delta="5mV" Vth="-62mV" k="0.5per_ms" erev="-80mV"/>
-        <silentSynapse id="s"/>
-        <pulseGenerator id="pulse" delay="0ms" duration="2ms" amplitude="0.05nA"/>
-        <network id="net">
-            <population id="p" component="c" size="2"/>
-            <explicitInput target="p[0]" input="pulse"/>
-            <continuousProjection id="proj" presynapticPopulation="p" postsynapticPopulation="p">
-                <continuousConnection id="0" preCell="0" postCell="1" preComponent="s" postComponent="g"/>
-            </continuousProjection>
-        </network>"""
+    network = GRADED_NETWORK
     simulation = """<OutputFile id="o" fileName="o.dat">
             <OutputColumn id="a" quantity="p[0]/v"/><OutputColumn id="b" quantity="p[1]/v"/>
             <OutputColumn id="c" quantity="p[1]/iSyn"/></OutputFile>"""
@@ -311,17 +315,7 @@ def test_graded_synapse_couples_two_cells(tmp_path):
 
 
 def test_graded_synapse_quantities_are_recorded_as_jlems_names_them(tmp_path):
-    network = """
-        <gradedSynapse id="g" conductance="5nS" delta="5mV" Vth="-62mV" k="0.5per_ms" erev="-80mV"/>
-        <silentSynapse id="s"/>
-        <pulseGenerator id="pulse" delay="0ms" duration="2ms" amplitude="0.05nA"/>
-        <network id="net">
-            <population id="p" component="c" size="2"/>
-            <explicitInput target="p[0]" input="pulse"/>
-            <continuousProjection id="proj" presynapticPopulation="p" postsynapticPopulation="p">
-                <continuousConnection id="0" preCell="0" postCell="1" preComponent="s" postComponent="g"/>
-            </continuousProjection>
-        </network>"""
+    network = GRADED_NETWORK
     columns = "".join(f'<OutputColumn id="{q}" quantity="p[1]/g/{q}"/>' for q in ("i", "s", "inf", "tau"))
     simulation = f"""<OutputFile id="o" fileName="o.dat">
             <OutputColumn id="a" quantity="p[0]/v"/><OutputColumn id="b" quantity="p[1]/v"/>{columns}</OutputFile>"""
