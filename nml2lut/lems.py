@@ -53,8 +53,6 @@ class LemsRun:
     monitors: dict = field(default_factory=dict)
     spike_monitors: dict = field(default_factory=dict)
     columns: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)
-    #: (cell population, cell index, synapse component id) -> (Synapses object, its synapse type)
-    cell_synapses: dict[tuple[str, int, str], list] = field(default_factory=dict)
 
 
 _EDGE_CHUNK = 1 << 20
@@ -288,8 +286,19 @@ def _seconds(value: float):
     return value * second
 
 
-def _resolve_column(run: LemsRun, quantity: str) -> tuple[str, str, int, str]:
-    """(population, Brian2 variable, index, unit) of an output quantity; population "" for a constant."""
+@dataclass(frozen=True)
+class _Column:
+    """Where an output quantity lives: a cell's variable, a continuous synapse's, or the temperature."""
+
+    population: str  # "" for the temperature
+    name: str  # the Brian2 variable
+    index: int
+    unit: str
+    synapse: int | None = None  # which of the builder's continuous synapses, if one's
+
+
+def _resolve_column(run: LemsRun, builder: _Builder, quantity: str) -> _Column:
+    """Where an output quantity is recorded; raises before any Brian2 object exists."""
     sim = run.simulation
     text = quantity
     if sim.prefix and text.startswith(sim.prefix):
@@ -297,43 +306,30 @@ def _resolve_column(run: LemsRun, quantity: str) -> tuple[str, str, int, str]:
     if text == "temperature":
         if sim.temperature is None:
             raise ModelError(f"{sim.where}: the network has no temperature to record")
-        return "", "temperature", 0, "kelvin"
+        return _Column("", "temperature", 0, "kelvin")
     ref = parse_cell_ref(text, sim.where)
     if ref.population not in run.cells:
         raise ModelError(f"{sim.where}: output {quantity!r}: no population {ref.population!r}")
-    cell = run.cells[ref.population]
     size = next(p.size for p in sim.populations if p.id == ref.population)
     if not 0 <= ref.index < size:
         raise ModelError(f"{sim.where}: output {quantity!r}: cell {ref.index} outside the population")
     component, _, rest = ref.rest.partition("/")
-    synapses = run.cell_synapses.get((ref.population, ref.index, component))
-    if synapses is None:
-        name, unit = cell.variable(ref.rest)
-        return ref.population, name, ref.index, unit
-    if len(synapses) > 1:
+    site = (ref.population, ref.index, component)
+    numbers = [n for n, other in enumerate(builder.synapse_sites) if other == site]
+    if not numbers:
+        name, unit = run.cells[ref.population].variable(ref.rest)
+        return _Column(ref.population, name, ref.index, unit)
+    if len(numbers) > 1:
         raise UnsupportedError("recording one of several synapses",
-                               f"{sim.where}: output {quantity!r}: {len(synapses)} synapses {component!r} act on "
+                               f"{sim.where}: output {quantity!r}: {len(numbers)} synapses {component!r} act on "
                                f"{ref.population}[{ref.index}]; which one is meant is ambiguous")  # fmt: skip
-    obj, kind = synapses[0]
+    kind = builder.synapse_specs[numbers[0]][2]
     exposed = SYNAPSE_QUANTITIES.get(kind, {})
     if rest not in exposed:
         raise ModelError(f"{sim.where}: output {quantity!r}: the {kind} {component!r} has no quantity {rest!r} "
                          f"(it has: {', '.join(sorted(exposed)) or 'none'})")  # fmt: skip
     name, unit = exposed[rest]
-    return obj.name, name, 0, unit  # one connection per Synapses object: synapse 0
-
-
-def _recorded_synapse_sites(sim: SimulationSpec) -> set[tuple[str, int, str]]:
-    """(population, index, first path element) of every recorded quantity below a cell, e.g. a synapse id."""
-    sites = set()
-    for output in sim.outputs:
-        for _, quantity in output.columns:
-            text = quantity[len(sim.prefix):] if sim.prefix and quantity.startswith(sim.prefix) else quantity
-            if text == "temperature":
-                continue
-            ref = parse_cell_ref(text, sim.where)
-            sites.add((ref.population, ref.index, ref.rest.partition("/")[0]))
-    return sites
+    return _Column("", name, 0, unit, synapse=numbers[0])  # one connection per Synapses object: synapse 0
 
 
 def _build(run: LemsRun, builder: _Builder, method) -> list:
@@ -341,6 +337,9 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
 
     sim = run.simulation
     dt = _seconds(sim.step)
+    columns = {quantity: _resolve_column(run, builder, quantity) for output in sim.outputs
+               for _, quantity in output.columns}  # fmt: skip
+    recorded_synapses = {column.synapse for column in columns.values() if column.synapse is not None}
     objects = []
     for population in sim.populations:
         cell = run.cells[population.id]
@@ -358,10 +357,9 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
                 setattr(group, f"w_{name}", values)
         run.groups[population.id] = group
         objects.append(group)
-    recorded_sites = _recorded_synapse_sites(sim)
     for number, (connection, target, kind, (values, source, dest)) in enumerate(builder.synapse_specs):
         jlems = kind == "gradedSynapse" and builder.rate_lag
-        record = builder.synapse_sites[number] in recorded_sites
+        record = number in recorded_synapses
         model, update, before = _synapse_model(kind, values, target, PEER_VOLTAGE if jlems else "v_pre", record)
         # Forward Euler, as jLEMS: the graded synapse's rate switches off where it saturates,
         # and exponential Euler would divide by that zero rate.
@@ -378,7 +376,6 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
         if record:  # the copies start from the initial state, as jLEMS's first output row does
             for name in {n for n, _ in SYNAPSE_QUANTITIES[kind].values() if n.endswith("_rec")}:
                 setattr(synapses, name, name[: -len("_rec")])
-        run.cell_synapses.setdefault(builder.synapse_sites[number], []).append((synapses, kind))
         run.synapses.append(synapses)
         objects.append(synapses)
     for target, ((kind, values), connections) in builder.spiking_specs.items():
@@ -392,12 +389,12 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
         run.synapses.append(synapses)
         objects.append(synapses)
     recorded: dict[str, dict[str, set[int]]] = {}
-    for output in sim.outputs:
-        for _, quantity in output.columns:
-            population, name, index, unit = _resolve_column(run, quantity)
-            run.columns[quantity] = (population, name, index, unit)
-            if population:
-                recorded.setdefault(population, {}).setdefault(name, set()).add(index)
+    continuous = run.synapses[: len(builder.synapse_specs)]  # in the builder's order
+    for quantity, column in columns.items():
+        population = continuous[column.synapse].name if column.synapse is not None else column.population
+        run.columns[quantity] = (population, column.name, column.index, column.unit)
+        if population:
+            recorded.setdefault(population, {}).setdefault(column.name, set()).add(column.index)
     for population, variables in recorded.items():
         indices = sorted(set().union(*variables.values()))
         source = run.groups[population] if population in run.groups else next(
