@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dc_replace
 
 from brian2 import Equations
+from brian2.equations.codestrings import Expression
+from brian2.equations.equations import SingleEquation
 
 from . import expr
 from .channel import LoadedChannel, _load, _v_range, to_kelvin
@@ -41,6 +43,9 @@ _Z_CA = 2.0
 
 #: The voltage the channels' rates read when they lag the membrane potential.
 RATE_VOLTAGE = "v_rates"
+#: ... and the voltage of the step before, which a gate's steadyState or timeCourse
+#: child sees through the rates the gate computed then (`Gate.stale_rates`).
+STALE_RATE_VOLTAGE = "v_rates_stale"
 POOL_CURRENT = "iCa_pool"
 _V = re.compile(r"(?<![A-Za-z0-9_])v(?![A-Za-z0-9_])")
 
@@ -61,6 +66,51 @@ def _with_rate_voltage(loaded: LoadedChannel) -> tuple[LoadedChannel, list[str]]
     updates = [_V.sub(RATE_VOLTAGE, line) for line in loaded.code.updates]
     code = dc_replace(loaded.code, updates=[], initial=dict(loaded.code.initial))
     return dc_replace(loaded, code=code), updates
+
+
+def _with_stale_rates(equations: Equations, loaded: LoadedChannel) -> Equations:
+    """jLEMS's scheme: a gate's steadyState/timeCourse child reads the gate's alpha and beta of the step before.
+
+    jLEMS steps a component's children before its own derived variables, so a
+    child reading its gate's ``alpha`` gets the value the gate computed a step
+    earlier, from the voltage its rates saw then (`STALE_RATE_VOLTAGE`).  With
+    expressions the curve reads copies of alpha and beta at that voltage; with
+    a table of the voltage alone it is looked up there, which is the same
+    unless the child also reads ``v`` itself (then it is left as it is).  The
+    equations are nml2lut's own (validated identifiers), so whole-word
+    substitution is exact.
+    """
+    curves: dict[str, tuple[str, bool]] = {}  # equation -> (gate prefix, child reads v)
+    for gate in loaded.model.gates:
+        for curve, reads_v in gate.stale_rates:
+            name = loaded.code.names.get(f"{gate.id}.{curve}")
+            if name is not None:
+                curves[name] = (identifier(gate.id, what="gate id"), reads_v)
+    if not curves:
+        return equations
+    by_name = {eq.varname: eq for eq in equations.ordered}
+    out, copies = [], {}
+    for eq in equations.ordered:
+        if eq.varname not in curves or eq.expr is None:
+            out.append(eq)
+            continue
+        prefix, reads_v = curves[eq.varname]
+        code = eq.expr.code
+        rates = [f"{prefix}_{rate}_{loaded.name}" for rate in ("alpha", "beta")]
+        if any(re.search(rf"\b{rate}\b", code) for rate in rates):
+            for rate in rates:
+                if rate in by_name:
+                    code = re.sub(rf"\b{rate}\b", f"{rate}_stale", code)
+                    copies[rate] = by_name[rate]
+        elif not reads_v and "caConc" not in code:  # a lookup of the voltage alone
+            code = re.sub(rf"\b{RATE_VOLTAGE}\b", STALE_RATE_VOLTAGE, code)
+        out.append(SingleEquation(eq.type, eq.varname, dimensions=eq.dim, var_type=eq.var_type,
+                                  expr=Expression(code), flags=eq.flags))  # fmt: skip
+    for rate, eq in copies.items():
+        stale = re.sub(rf"\b{RATE_VOLTAGE}\b", STALE_RATE_VOLTAGE, eq.expr.code)
+        out.append(SingleEquation(eq.type, f"{rate}_stale", dimensions=eq.dim, var_type=eq.var_type,
+                                  expr=Expression(stale), flags=eq.flags))  # fmt: skip
+    return Equations(out)
 
 
 class NernstWarning(UserWarning):
@@ -331,7 +381,7 @@ class _CellBuilder:
         kept = Equations([eq for eq in loaded.code.equations.ordered
                           if eq.varname not in (f"I_{suffix}", f"g_{suffix}", f"E_{suffix}")])  # fmt: skip
         if self.options.rate_lag:
-            kept = kept.substitute(v=RATE_VOLTAGE)
+            kept = _with_stale_rates(kept.substitute(v=RATE_VOLTAGE), loaded)
             loaded, updates = _with_rate_voltage(loaded)
             self.after_step += updates
             self.channels[suffix] = loaded
@@ -525,10 +575,11 @@ class _CellBuilder:
         before_step = []
         if self.options.rate_lag:
             lag = self.options.rate_lag
-            registers = [f"v_lag{k}" for k in range(1, lag + 1)]
-            self.lines += [f"{name} : volt" for name in registers] + [f"{RATE_VOLTAGE} = v_lag{lag} : volt"]
+            registers = [f"v_lag{k}" for k in range(1, lag + 2)]  # one more for STALE_RATE_VOLTAGE
+            self.lines += [f"{name} : volt" for name in registers] + [f"{RATE_VOLTAGE} = v_lag{lag} : volt",
+                                                                      f"{STALE_RATE_VOLTAGE} = v_lag{lag + 1} : volt"]
             self.initial[1:1] = [(name, "v") for name in registers]
-            before_step = _shift_register("v", "v_lag", lag)
+            before_step = _shift_register("v", "v_lag", lag + 1)
         pool_registers = []
         if self.options.pool_current_lag and spec.species:
             # A pool reads iCa through the cell, which sums it after its children have

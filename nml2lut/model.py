@@ -86,6 +86,12 @@ class Gate:
     fcond : Node or None
         The gate's factor in the open fraction as a tree of the symbol ``q``
         (custom gate types); None for the standard ``q^instances``.
+    stale_rates : tuple of (str, bool)
+        ``("inf" | "tau", reads_v)`` for a curve computed by a child component
+        (``steadyState``, ``timeCourse``) from the gate's ``alpha`` and ``beta``:
+        jLEMS steps children before their parent, so that child reads the rates
+        the gate computed a step before (`nml2lut.cell` reproduces this in
+        jLEMS's scheme); ``reads_v`` if the child also reads ``v`` itself.
     element : str
         Where the gate is defined (file:line and element), for messages.
     """
@@ -102,6 +108,7 @@ class Gate:
     transitions: tuple[Transition, ...] = ()
     fcond: expr.Node | None = None
     element: str = ""
+    stale_rates: tuple[tuple[str, bool], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in GATE_KINDS:

@@ -384,6 +384,20 @@ def test_simulate_refuses_output_names_outside_the_directory(tmp_path):
     assert not (tmp_path / "escape.dat").exists()
 
 
+def test_time_course_reading_its_gates_rates_matches_jlems():
+    """A timeCourse child reads its gate's alpha and beta as the gate computed them a step before (jLEMS)."""
+    reference = np.load(Path(__file__).parent / "data" / "jlems_tau_cell.npz")
+    m = "pop[0]/biophys/membraneProperties/na_all/tau_na/m/q"
+    result = nml2lut.run_lems(EXAMPLES / "cells" / "LEMS_tau_cell.xml", mode="exact", method="euler")
+    n = min(len(result["t"]), len(reference["t"]))
+    # Without the step's lag: 0.52 mV and 0.0085 here; with it, jLEMS's output to its printed digits.
+    assert np.max(np.abs(result[V][:n] - reference[V][:n])) < 1e-7
+    assert np.max(np.abs(result[m][:n] - reference[m][:n])) < 1e-6
+    assert len(reference[f"spikes:{V}"]) == 3
+    gates = nml2lut.load_channel(EXAMPLES / "cells" / "tau_na.channel.nml").model.gates
+    assert [gate.stale_rates for gate in gates] == [(("tau", False),), (("tau", False),)]
+
+
 def test_network_with_chemical_and_electrical_synapses_matches_jlems():
     """Cell 0 excites cell 1 (expTwoSynapse, delay 2 ms), inhibits cell 2 (alphaSynapse); 1 and 2 share a gap junction."""
     reference = np.load(Path(__file__).parent / "data" / "jlems_ca_network.npz")

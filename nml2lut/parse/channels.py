@@ -337,6 +337,11 @@ class _ChannelBuilder:
             tau = _op("/", self._role(course, "timeCourse"), scale)
         else:
             tau = _op("/", expr.Num(1.0), _op("*", _op("+", alpha, beta), scale))
+        stale = []
+        for curve, child in (("inf", steady), ("tau", course)):
+            read = expr.free_symbols(inf if curve == "inf" else tau) if child is not None else set()
+            if kind != "gateHHInstantaneous" and read & {"alpha", "beta"}:
+                stale.append((curve, "v" in read))
         inf, tau = (None if t is None else _with_gate_symbols(t, symbols, where) for t in (inf, tau))
         return Gate(
             id=gate_id,
@@ -347,6 +352,7 @@ class _ChannelBuilder:
             alpha=symbols.get("alpha"),
             beta=symbols.get("beta"),
             element=where,
+            stale_rates=tuple(stale),
         )
 
     def _fractional(self, element, found, gate_id: str, instances: int, where: str) -> Gate:
