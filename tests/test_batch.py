@@ -109,7 +109,7 @@ def test_report_schema(converted):
     import json
 
     assert json.loads((out / "report.json").read_text()) == report
-    assert report["summary"]["channels"] == {"total": 13, "converted": 13, "up-to-date": 0, "failed": 0}
+    assert report["summary"]["channels"] == {"total": 14, "converted": 14, "up-to-date": 0, "failed": 0}
     assert [f["path"] for f in report["files"]] == sorted(f["path"] for f in report["files"])
     for f in report["files"]:
         assert f["status"] in ("converted", "failed", "skipped")
@@ -144,8 +144,8 @@ def test_rerun_does_no_work(converted):
     before = {p: p.stat().st_mtime_ns for p in (out / "channels").rglob("*")}
     second = convert([EXAMPLES], out, jobs=2)
     assert {p: p.stat().st_mtime_ns for p in (out / "channels").rglob("*")} == before
-    assert second["summary"]["files"]["up-to-date"] == 14  # 11 channel files, a cell and two LEMS files
-    assert second["summary"]["channels"] == {"total": 13, "converted": 0, "up-to-date": 13, "failed": 0}
+    assert second["summary"]["files"]["up-to-date"] == 17  # 12 channel files, two cells and three LEMS files
+    assert second["summary"]["channels"] == {"total": 14, "converted": 0, "up-to-date": 14, "failed": 0}
     assert all(f["up_to_date"] for f in second["files"] if f["status"] != "skipped")
     assert second["seconds"] < 10
 
