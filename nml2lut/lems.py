@@ -128,11 +128,18 @@ def _synapse_model(kind: str, values: dict[str, float], target: str, peer: str =
     model, update = _synapse_dynamics(kind, values, target, peer)
     if not record:
         return model, update, None
-    copies = {name: unit for name, unit in SYNAPSE_QUANTITIES[kind].values() if name.endswith("_rec")}
-    model += "".join(f"{name} : {unit}\n" for name, unit in copies.items())
-    before = [f"{name} = {name[: -len('_rec')]}" for name in copies if name == CURRENT_COPY]
-    after = [f"{name} = {name[: -len('_rec')]}" for name in copies if name != CURRENT_COPY]
+    copies = _recorded_copies(kind)
+    units = dict(SYNAPSE_QUANTITIES[kind].values())
+    model += "".join(f"{name} : {units[name]}\n" for name in copies)
+    before = [f"{name} = {source}" for name, source in copies.items() if name == CURRENT_COPY]
+    after = [f"{name} = {source}" for name, source in copies.items() if name != CURRENT_COPY]
     return model, "\n".join(([update] if update else []) + after) or None, "\n".join(before) or None
+
+
+def _recorded_copies(kind: str) -> dict[str, str]:
+    """The parameters that hold a continuous synapse's recorded quantities, and what each copies."""
+    return {name: name.removesuffix(_COPY_SUFFIX) for name, _ in SYNAPSE_QUANTITIES[kind].values()
+            if name.endswith(_COPY_SUFFIX)}  # fmt: skip
 
 
 def _synapse_dynamics(kind: str, values: dict[str, float], target: str, peer: str) -> tuple[str, str | None]:
@@ -160,11 +167,11 @@ def _synapse_dynamics(kind: str, values: dict[str, float], target: str, peer: st
     raise UnsupportedError(kind, f"continuous synapse type {kind!r}")
 
 
-#: What a continuous synapse on a cell exposes, as ``<population>[<i>]/<synapse id>/<name>``
-#: (jLEMS's path), by synapse type: LEMS name -> (Brian2 variable of its Synapses, unit).
 #: The copy of a synapse's current, made before the step (`_synapse_model`).
 CURRENT_COPY = "i_syn_rec"
-#: A ``_rec`` name is a parameter the updates set from the name without it (`_synapse_model`).
+_COPY_SUFFIX = "_rec"  # a parameter the updates set from the name without it (`_recorded_copies`)
+#: What a continuous synapse on a cell exposes, as ``<population>[<i>]/<synapse id>/<name>``
+#: (jLEMS's path), by synapse type: LEMS name -> (Brian2 variable of its Synapses, unit).
 SYNAPSE_QUANTITIES = {
     "gradedSynapse": {"s": ("s", "1"), "inf": ("s_inf_rec", "1"), "tau": ("tau_syn_rec", "second"),
                       "i": ("i_syn_rec", "amp")},
@@ -374,8 +381,8 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
         if before is not None:
             synapses.run_regularly(before, when="before_groups")
         if record:  # the copies start from the initial state, as jLEMS's first output row does
-            for name in {n for n, _ in SYNAPSE_QUANTITIES[kind].values() if n.endswith("_rec")}:
-                setattr(synapses, name, name[: -len("_rec")])
+            for name, source in _recorded_copies(kind).items():
+                setattr(synapses, name, source)
         run.synapses.append(synapses)
         objects.append(synapses)
     for target, ((kind, values), connections) in builder.spiking_specs.items():
@@ -390,6 +397,7 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
         objects.append(synapses)
     recorded: dict[str, dict[str, set[int]]] = {}
     continuous = run.synapses[: len(builder.synapse_specs)]  # in the builder's order
+    sources = {**run.groups, **{synapses.name: synapses for synapses in continuous}}
     for quantity, column in columns.items():
         population = continuous[column.synapse].name if column.synapse is not None else column.population
         run.columns[quantity] = (population, column.name, column.index, column.unit)
@@ -397,9 +405,7 @@ def _build(run: LemsRun, builder: _Builder, method) -> list:
             recorded.setdefault(population, {}).setdefault(column.name, set()).add(column.index)
     for population, variables in recorded.items():
         indices = sorted(set().union(*variables.values()))
-        source = run.groups[population] if population in run.groups else next(
-            obj for obj in run.synapses if obj.name == population)  # a synapse's quantity
-        monitor = StateMonitor(source, sorted(variables), record=indices, dt=dt)
+        monitor = StateMonitor(sources[population], sorted(variables), record=indices, dt=dt)
         run.monitors[population] = (monitor, indices)
         objects.append(monitor)
     for event_output in sim.event_outputs:
