@@ -294,11 +294,12 @@ def _curves(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import time
 
-    from .lems import run_lems
+    from .lems import LEMS_TOLERANCE, run_lems
     from .lemsout import plot_outputs, write_outputs
 
     started = time.perf_counter()
-    results, run = run_lems(args.file, mode=args.mode, target=args.target, method=args.method,
+    tolerance = LEMS_TOLERANCE if args.tolerance is None else args.tolerance
+    results, run = run_lems(args.file, mode=args.mode, target=args.target, method=args.method, tolerance=tolerance,
                             length=None if args.length is None else args.length * 1e-3,
                             step=None if args.step is None else args.step * 1e-3, return_run=True)  # fmt: skip
     elapsed = time.perf_counter() - started
@@ -386,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "jLEMS's own scheme)")  # fmt: skip
     simulate.add_argument("--length", type=_positive(float), help="simulated time in ms (default: the simulation's)")
     simulate.add_argument("--step", type=_positive(float), help="integration step in ms (default: the simulation's)")
+    simulate.add_argument("--tolerance", type=_positive(float),
+                          help="bound on the tables' interpolation error (default: run_lems's, 1e-6)")
     simulate.add_argument("--plot", metavar="PNG", help="also plot the recorded quantities")
     simulate.set_defaults(run=_simulate)
     return parser

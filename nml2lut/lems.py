@@ -23,11 +23,16 @@ from .parse import read_library
 from .parse.cells import read_cell
 from .parse.channels import Library
 from .parse.lems import ConnectionSpec, InputSpec, SimulationSpec, parse_cell_ref, read_simulation
-from .tables import DEFAULT_TOLERANCE
 
-__all__ = ["run_lems", "LemsRun", "TARGETS", "EULER_METHODS"]
+__all__ = ["run_lems", "LemsRun", "TARGETS", "EULER_METHODS", "LEMS_TOLERANCE"]
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
+#: Default table tolerance of `run_lems`, tighter than `load_channel`'s 1e-4:
+#: a LEMS simulation is run to reproduce a reference, and a network can
+#: magnify a table error of 1e-4 into spike times milliseconds apart after
+#: seconds (followers that depolarise slowly to threshold).  Single cells
+#: hardly notice the cost: the tables stay far smaller than a cache level.
+LEMS_TOLERANCE = 1e-6
 #: Methods that ask for jLEMS's own scheme: forward Euler, with the channels'
 #: rates reading the membrane potential of three steps before (jLEMS hands v
 #: down the component tree one level per step) and kinetic schemes stepped by
@@ -426,7 +431,7 @@ def run_lems(
     mode: str = "lut",
     target: str = "numpy",
     method=None,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: float = LEMS_TOLERANCE,
     v_range: tuple[float, float] | None = None,
     build_dir: str | os.PathLike | None = None,
     length: float | None = None,
@@ -456,9 +461,12 @@ def run_lems(
         Brian2 integration method; default `nml2lut.METHOD` (falling back on
         ``"euler"`` where it cannot apply).  ``"euler"`` is jLEMS's own
         scheme: kinetic schemes are then integrated as occupancy ODEs.
-    tolerance, v_range
-        Table accuracy and voltage range (V, pair of floats; default -150 to
-        +80 mV for cells), as in `load_channel`.
+    tolerance : float
+        Bound on the tables' interpolation error, as in `load_channel`
+        (default `LEMS_TOLERANCE`, 1e-6; 2-D tables stop at their size limit,
+        `nml2lut.tables2d.MAX_VALUES`, with a ``GridWarning``).
+    v_range : (float, float), optional
+        The tables' voltage range (V; default -150 to +80 mV for cells).
     length : float, optional
         Simulate this long (s) instead of the simulation's own length.
     step : float, optional

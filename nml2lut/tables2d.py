@@ -82,8 +82,13 @@ def _evaluate(curves: Mapping[str, Curve2D], v: np.ndarray, c: np.ndarray) -> np
     return out
 
 
-def _measure(curves, table: LookupTable2D) -> tuple[dict[str, tuple[float, float, float, str]], float, float]:
-    """Worst error per curve (error, v, c, metric), and the worst over curves along v and along c."""
+def _measure(curves, table: LookupTable2D) -> tuple[dict[str, tuple[float, float, float, str]], dict[str, float]]:
+    """Worst error per curve (error, v, c, metric), and the worst over curves per probe set.
+
+    The probe sets are ``"v"`` (halfway between voltage grid lines, on the
+    concentration grid), ``"c"`` (the other way round) and ``"vc"`` (halfway
+    in both directions, where the two axes' errors add up).
+    """
     v, c = table.x, table.y
     v_mid = 0.5 * (v[:-1] + v[1:])
     c_mid = np.sqrt(c[:-1] * c[1:])
@@ -103,7 +108,52 @@ def _measure(curves, table: LookupTable2D) -> tuple[dict[str, tuple[float, float
             along[axis] = max(along[axis], float(err[i, j]))
             if float(err[i, j]) >= worst.get(name, (-1.0,))[0]:
                 worst[name] = (float(err[i, j]), float(pv[i]), float(pc[j]), metric)
-    return worst, max(along["v"], along["vc"]), max(along["c"], along["vc"])
+    return worst, along
+
+
+def _refinement(along: dict[str, float], previous: dict[str, float], tolerance: float) -> dict[str, float] | None:
+    """How much finer each axis must get (factor 1: left alone), or None when no refinement can help.
+
+    Halfway in both directions the bilinear error is about the sum of the
+    errors along each axis, and each shrinks with the square of its axis's
+    step.  The smallest grid whose sum meets the tolerance gives each axis
+    half of it; an axis already below its half is left alone (a curve of the
+    concentration alone keeps its starting voltage axis) and the other gets
+    the rest.  An axis whose error did not shrink with its last refinement
+    has a jump and is not refined again.
+    """
+    if max(along.values()) <= tolerance:
+        return None
+    target = tolerance / 1.2  # margin: the errors are measured at sample points
+    errors = {axis: along[axis] for axis in ("v", "c")}
+    total = errors["v"] + errors["c"]
+    if along["vc"] > total > 0:  # the mixed error is what the grid must meet: scale both shares up to it
+        errors = {axis: error * along["vc"] / total for axis, error in errors.items()}
+    stuck = {axis: not errors[axis] < previous[axis] / 1.5 for axis in errors}
+    factors = {axis: math.sqrt(2.0 * error / target) for axis, error in errors.items()}
+    for axis, other in (("v", "c"), ("c", "v")):
+        if factors[axis] <= 1.0 or stuck[axis]:
+            factors[axis] = 1.0
+            rest = target - errors[axis]
+            if rest > 0 and not stuck[other]:  # the other axis may use what this one leaves
+                factors[other] = math.sqrt(errors[other] / rest)
+    factors = {axis: 1.0 if stuck[axis] or f <= 1.0 else min(8.0, max(1.25, f)) for axis, f in factors.items()}
+    return factors if max(factors.values()) > 1.0 else None
+
+def _largest_within_limit(n_v: int, n_c: int, new_v: int, new_c: int, columns: int) -> tuple[int, int]:
+    """The axes' sizes scaled back towards ``(n_v, n_c)`` until the table fits in `MAX_VALUES`."""
+    grown = [axis for axis, (old, new) in {"v": (n_v, new_v), "c": (n_c, new_c)}.items() if new > old]
+    scale = (MAX_VALUES / (new_v * new_c * columns)) ** (1.0 / len(grown))
+    if "v" in grown:
+        new_v = max(n_v, math.floor((new_v - 1) * scale) + 1)
+    if "c" in grown:
+        new_c = max(n_c, math.floor((new_c - 1) * scale) + 1)
+    while new_v * new_c * columns > MAX_VALUES and (new_v > n_v or new_c > n_c):  # the end points' +1
+        if new_v > n_v and (new_v >= new_c or new_c == n_c):
+            new_v -= 1
+        else:
+            new_c -= 1
+    return new_v, new_c
 
 
 def build_tables_2d(
@@ -139,22 +189,23 @@ def build_tables_2d(
     decades = math.log10(conc_range[1] / conc_range[0])
     n_v = max(2, math.ceil((v_range[1] - v_range[0]) / _START_V_STEP) + 1)
     n_c = max(2, math.ceil(decades * _START_PER_DECADE) + 1)
-    previous = (math.inf, math.inf)
+    previous = {"v": math.inf, "c": math.inf}
+    at_limit = False
     while True:
         v, c = _axes(v_range, conc_range, n_v, n_c)
         table = LookupTable2D(_evaluate(labelled, v, c), *v_range, *conc_range, "log")
-        worst, err_v, err_c = _measure(labelled, table)
-        # Bilinear error shrinks with the square of each step; a stuck axis has a jump.
-        grow_v = err_v > tolerance and err_v < previous[0] / 1.5
-        grow_c = err_c > tolerance and err_c < previous[1] / 1.5
-        if not (grow_v or grow_c):
+        worst, along = _measure(labelled, table)
+        factors = None if at_limit else _refinement(along, previous, tolerance)
+        if factors is None:
             break
-        factor_v = min(8.0, max(1.5, 1.1 * math.sqrt(err_v / tolerance))) if grow_v else 1.0
-        factor_c = min(8.0, max(1.5, 1.1 * math.sqrt(err_c / tolerance))) if grow_c else 1.0
-        new_v, new_c = math.ceil((n_v - 1) * factor_v) + 1, math.ceil((n_c - 1) * factor_c) + 1
+        new_v, new_c = math.ceil((n_v - 1) * factors["v"]) + 1, math.ceil((n_c - 1) * factors["c"]) + 1
         if new_v * new_c * len(curves) > MAX_VALUES:
-            break
-        previous = (err_v if grow_v else previous[0], err_c if grow_c else previous[1])
+            # one last grid, as fine as the size limit allows in the axes being refined
+            new_v, new_c = _largest_within_limit(n_v, n_c, new_v, new_c, len(curves))
+            at_limit = True
+            if new_v * new_c <= n_v * n_c:
+                break
+        previous = {axis: along[axis] if factors[axis] > 1.0 else previous[axis] for axis in previous}
         n_v, n_c = new_v, new_c
     errors = {name: CurveError(*worst[f"{label}{name}"][:2], worst[f"{label}{name}"][3]) for name in curves}
     at_conc = {name: worst[f"{label}{name}"][2] for name in curves}
@@ -164,7 +215,7 @@ def build_tables_2d(
         warnings.warn(
             f"{label}{name}: interpolation error {errors[name].max_error:.3g} at v = {errors[name].at * 1e3:.6g} mV, "
             f"conc = {at_conc[name]:.3g} mM exceeds the tolerance {tolerance:g} with a {n_v} x {n_c} grid "
-            "(a jump in the curve?)",
+            + (f"(the size limit, {MAX_VALUES} values)" if at_limit else "(the error stopped shrinking: a jump in the curve?)"),
             GridWarning,
             stacklevel=2,
         )

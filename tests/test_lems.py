@@ -413,3 +413,39 @@ def test_network_with_chemical_and_electrical_synapses_matches_jlems():
     v2 = np.interp(reference["t"], result["t"], result["pop[2]/v"])
     assert np.max(np.abs(v2 - reference["pop[2]/v"])) < 0.5e-3
     assert np.ptp(reference["pop[2]/v"]) > 2e-3
+
+
+def test_run_lems_tables_meet_its_own_tighter_tolerance_by_default():
+    from nml2lut.lems import LEMS_TOLERANCE
+
+    _, run = nml2lut.run_lems(CA_LEMS, length=1e-4, return_run=True)
+    _, coarse = nml2lut.run_lems(CA_LEMS, length=1e-4, tolerance=1e-4, return_run=True)
+    (cell,), (coarse_cell,) = run.cells.values(), coarse.cells.values()
+    tables = [t for c in cell.channels.values() for t in (c.tables, c.tables2d) if t is not None]
+    assert any(c.tables2d is not None for c in cell.channels.values())  # the calcium-dependent channel
+    assert {t.tolerance for t in tables} == {LEMS_TOLERANCE} and LEMS_TOLERANCE == 1e-6
+    assert 0 < cell.max_error <= LEMS_TOLERANCE < coarse_cell.max_error <= 1e-4
+    coarse_tables = [t for c in coarse_cell.channels.values() for t in (c.tables, c.tables2d) if t is not None]
+    assert sum(t.values.size if hasattr(t, "values") else t.table.values.size for t in tables) > 5 * sum(
+        t.values.size if hasattr(t, "values") else t.table.values.size for t in coarse_tables
+    )
+
+
+def test_simulate_command_passes_its_tolerance(tmp_path, monkeypatch):
+    import nml2lut.lems
+    from nml2lut.cli import main
+
+    seen = []
+    real = nml2lut.lems.run_lems
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["tolerance"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nml2lut.lems, "run_lems", spy)
+    assert main(["simulate", str(CA_LEMS), "-o", str(tmp_path / "a"), "--length", "0.1"]) == 0
+    assert main(["simulate", str(CA_LEMS), "-o", str(tmp_path / "b"), "--length", "0.1", "--tolerance", "1e-4"]) == 0
+    assert seen == [nml2lut.lems.LEMS_TOLERANCE, 1e-4]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", str(CA_LEMS), "--tolerance", "-1"])
+    assert exit_info.value.code == 2 and len(seen) == 2
