@@ -294,7 +294,7 @@ def _curves(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import time
 
-    from .lems import LEMS_TOLERANCE, run_lems
+    from .lems import DEFAULT_LEMS_METHOD, LEMS_TOLERANCE, run_lems
     from .lemsout import plot_outputs, write_outputs
 
     started = time.perf_counter()
@@ -306,7 +306,8 @@ def _simulate(args: argparse.Namespace) -> int:
     sim = run.simulation
     written = write_outputs(sim, results, args.output)
     print(f"{sim.id}: {len(results['t'])} steps of {sim.step * 1e3:g} ms, mode {args.mode}, target {args.target}, "
-          f"method {args.method or 'default'}; {elapsed:.1f} s (building, compiling and running)")  # fmt: skip
+          f"method {args.method or DEFAULT_LEMS_METHOD + ' (default)'}; {elapsed:.1f} s (building, compiling and "
+          "running)")  # fmt: skip
     for key, values in results.items():
         if key.startswith("spikes:"):
             print(f"  {key[7:]}: {values.size} spikes")
@@ -383,8 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--mode", default="lut", choices=["lut", "exact"], help="tables (default) or exact rates")
     simulate.add_argument("--target", default="numpy", choices=["numpy", "cython", "cpp_standalone"],
                           help="Brian2 code-generation target (default numpy)")  # fmt: skip
-    simulate.add_argument("--method", help="Brian2 integration method (default nml2lut.METHOD; 'euler' is "
-                                           "jLEMS's own scheme)")  # fmt: skip
+    simulate.add_argument("--method", help="integration method: 'euler' (default), jLEMS's own scheme, lags "
+                                           "included; 'nml2lut_exponential_euler' (nml2lut.METHOD) without the "
+                                           "lags; or any Brian2 method")  # fmt: skip
     simulate.add_argument("--length", type=_positive(float), help="simulated time in ms (default: the simulation's)")
     simulate.add_argument("--step", type=_positive(float), help="integration step in ms (default: the simulation's)")
     simulate.add_argument("--tolerance", type=_positive(float),

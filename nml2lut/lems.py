@@ -23,8 +23,9 @@ from .parse import read_library
 from .parse.cells import read_cell
 from .parse.channels import Library
 from .parse.lems import ConnectionSpec, InputSpec, SimulationSpec, parse_cell_ref, read_simulation
+from .stepper import METHOD_NAME
 
-__all__ = ["run_lems", "LemsRun", "TARGETS", "EULER_METHODS", "LEMS_TOLERANCE"]
+__all__ = ["run_lems", "LemsRun", "TARGETS", "EULER_METHODS", "DEFAULT_LEMS_METHOD", "LEMS_TOLERANCE"]
 
 TARGETS = ("numpy", "cython", "cpp_standalone")
 #: Default table tolerance of `run_lems`, tighter than `load_channel`'s 1e-4:
@@ -38,6 +39,12 @@ LEMS_TOLERANCE = 1e-6
 #: down the component tree one level per step) and kinetic schemes stepped by
 #: the exact transition matrix, as jLEMS steps them.
 EULER_METHODS = ("euler",)
+#: `run_lems`'s method when none is given: jLEMS's own scheme, so that a LEMS
+#: simulation gives jLEMS's result (the output files diff against jLEMS's).
+#: jLEMS's forward Euler with its lags is often not converged at a file's step;
+#: ``method=nml2lut.METHOD`` integrates the same model without the lags, by
+#: exponential Euler, closer to the converged solution.
+DEFAULT_LEMS_METHOD = "euler"
 JLEMS_RATE_LAG = 3
 #: A pool reads ``iCa`` from the cell, which sums it from its channels after its
 #: children (the pool among them) have stepped: the pool steps with the calcium
@@ -458,9 +465,13 @@ def run_lems(
         Brian2's code-generation target (cpp_standalone builds in a
         temporary directory, or ``build_dir``).
     method : str, optional
-        Brian2 integration method; default `nml2lut.METHOD` (falling back on
-        ``"euler"`` where it cannot apply).  ``"euler"`` is jLEMS's own
-        scheme: kinetic schemes are then integrated as occupancy ODEs.
+        ``"euler"`` (the default, `DEFAULT_LEMS_METHOD`) is jLEMS's own scheme
+        at the simulation's step, lags included, so the result reproduces
+        jLEMS's.  `nml2lut.METHOD` integrates without jLEMS's lags by
+        nml2lut's exponential Euler (falling back on forward Euler for
+        equations it cannot integrate): closer to the converged solution,
+        further from jLEMS where jLEMS is not converged at its step.  Any
+        other Brian2 method name is passed on as it is.
     tolerance : float
         Bound on the tables' interpolation error, as in `load_channel`
         (default `LEMS_TOLERANCE`, 1e-6; 2-D tables stop at their size limit,
@@ -508,7 +519,8 @@ def run_lems(
     if len(segments) > 1 and target == "cpp_standalone":
         raise UnsupportedError("time-varying temperature in cpp_standalone",
                                f"{simulation.where}: the temperature changes during the run; use numpy or cython")  # fmt: skip
-    chosen = method if method is not None else default_method()
+    method = DEFAULT_LEMS_METHOD if method is None else method
+    chosen = default_method() if method == METHOD_NAME else method
     parts, run = [], None
     for first, stop, temperature in segments:
         # Channels bind the temperature when loaded: each stretch of constant temperature

@@ -140,6 +140,7 @@ def _refinement(along: dict[str, float], previous: dict[str, float], tolerance: 
     factors = {axis: 1.0 if stuck[axis] or f <= 1.0 else min(8.0, max(1.25, f)) for axis, f in factors.items()}
     return factors if max(factors.values()) > 1.0 else None
 
+
 def _largest_within_limit(n_v: int, n_c: int, new_v: int, new_c: int, columns: int) -> tuple[int, int]:
     """The axes' sizes scaled back towards ``(n_v, n_c)`` until the table fits in `MAX_VALUES`."""
     grown = [axis for axis, (old, new) in {"v": (n_v, new_v), "c": (n_c, new_c)}.items() if new > old]
@@ -212,10 +213,11 @@ def build_tables_2d(
     result = Tables2D(table, tuple(curves), errors, at_conc, tolerance)
     if result.max_error > tolerance:
         name = max(errors, key=lambda k: errors[k].max_error)
+        stopped_by = f"the size limit, {MAX_VALUES} values" if at_limit else "the error stopped shrinking: a jump?"
         warnings.warn(
             f"{label}{name}: interpolation error {errors[name].max_error:.3g} at v = {errors[name].at * 1e3:.6g} mV, "
             f"conc = {at_conc[name]:.3g} mM exceeds the tolerance {tolerance:g} with a {n_v} x {n_c} grid "
-            + (f"(the size limit, {MAX_VALUES} values)" if at_limit else "(the error stopped shrinking: a jump in the curve?)"),
+            f"({stopped_by})",
             GridWarning,
             stacklevel=2,
         )

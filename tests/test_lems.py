@@ -64,11 +64,25 @@ def test_ca_cell_matches_jlems_with_its_own_scheme(mode, reference):
     assert kca.max() > 10 * kca[0]
 
 
-def test_ca_cell_default_method_keeps_the_spike_count(reference):
-    result = nml2lut.run_lems(CA_LEMS, length=SHORT)
+def test_ca_cell_exponential_euler_keeps_the_spike_count(reference):
+    result = nml2lut.run_lems(CA_LEMS, length=SHORT, method=nml2lut.METHOD)
     ours = threshold_crossings(result["t"], result[V], 0.0)
     assert len(ours) == len(_reference_spikes(reference))
     np.testing.assert_allclose(result["spikes:pop[0]"], ours, atol=2e-5)
+    euler = nml2lut.run_lems(CA_LEMS, length=SHORT, method="euler")
+    assert np.max(np.abs(result[V] - euler[V])) > 1e-3  # without jLEMS's lags: another trajectory
+
+
+def test_default_method_is_jlems_scheme():
+    from nml2lut.lems import DEFAULT_LEMS_METHOD
+
+    assert DEFAULT_LEMS_METHOD == "euler"
+    default, run = nml2lut.run_lems(CA_LEMS, length=0.02, return_run=True)
+    euler = nml2lut.run_lems(CA_LEMS, length=0.02, method="euler")
+    assert set(default) == set(euler)
+    for key in default:
+        np.testing.assert_array_equal(default[key], euler[key])
+    assert "v_lag3" in run.groups["pop"].variables  # the rates' three-step lag
 
 
 def test_run_lems_step_override_converges():
@@ -99,7 +113,7 @@ def test_run_lems_returns_si_arrays_on_the_step_grid():
 
 
 def test_load_cell_gives_a_ready_group():
-    from brian2 import nA, ms, run, defaultclock, Network, StateMonitor, SpikeMonitor
+    from brian2 import Network, SpikeMonitor, StateMonitor, defaultclock, ms, nA
 
     cell = nml2lut.load_cell(EXAMPLES / "cells" / "ca_cell.cell.nml", temperature="6.3degC")
     assert set(cell.channels) == {"na_all", "k_all", "leak_all", "ca_all", "kca_all"}
@@ -320,7 +334,7 @@ def test_graded_synapse_quantities_are_recorded_as_jlems_names_them(tmp_path):
     simulation = f"""<OutputFile id="o" fileName="o.dat">
             <OutputColumn id="a" quantity="p[0]/v"/><OutputColumn id="b" quantity="p[1]/v"/>{columns}</OutputFile>"""
     path = _lems(tmp_path, network, simulation)
-    for method in ("euler", None):
+    for method in ("euler", nml2lut.METHOD):
         result = nml2lut.run_lems(path, method=method)
         v_pre, v_post = result["p[0]/v"], result["p[1]/v"]
         i, s, inf, tau = (result[f"p[1]/g/{q}"] for q in ("i", "s", "inf", "tau"))
@@ -329,7 +343,7 @@ def test_graded_synapse_quantities_are_recorded_as_jlems_names_them(tmp_path):
         # jLEMS records the current it computed in the step, from the state the step started from.
         np.testing.assert_allclose(i[1:], 5e-9 * s[:-1] * (-0.08 - v_post[:-1]), rtol=1e-9, atol=1e-24)
         assert i[0] == 0.0
-        if method is None:  # no lag: the activation of the peer's voltage as recorded
+        if method == nml2lut.METHOD:  # no lag: the activation of the peer's voltage as recorded
             np.testing.assert_allclose(inf, 1 / (1 + np.exp((-0.062 - v_pre) / 0.005)), rtol=1e-9)
     bad = simulation.replace('quantity="p[1]/g/tau"', 'quantity="p[1]/g/conductance"')
     with pytest.raises(ModelError, match="gradedSynapse 'g' has no quantity 'conductance'"):

@@ -10,7 +10,7 @@ scheme other than jLEMS's own (``method="euler"`` at the simulation's step)
 can meet it.
 
     python validation/convergence.py --refsims ../shared/refsims --corpus ../shared/corpus \\
-        --only LEMS_ChannelTest --factors 1 4 16 --methods default euler
+        --only LEMS_ChannelTest --factors 1 4 16 --methods expeuler euler
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--only", required=True, help="substring of the reference's file name")
     parser.add_argument("--factors", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--methods", nargs="+", default=["default", "euler"], choices=["default", "euler"])
+    parser.add_argument("--methods", nargs="+", default=["expeuler", "euler"], choices=["expeuler", "euler"],
+                        help="expeuler: method=nml2lut.METHOD; euler: jLEMS's scheme (run_lems's default)")
     parser.add_argument("--mode", default="exact", choices=["exact", "lut"])
     parser.add_argument("--target", default="cython", choices=["numpy", "cython", "cpp_standalone"])
     args = parser.parse_args(argv)
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         for factor in args.factors:
             started = time.perf_counter()
             result = nml2lut.run_lems(lems, mode=args.mode, target=args.target, step=dt / factor,
-                                      method=None if method == "default" else method)  # fmt: skip
+                                      method=nml2lut.METHOD if method == "expeuler" else method)  # fmt: skip
             seconds = time.perf_counter() - started
             for quantity in reference.quantities:
                 if not is_voltage(quantity) or quantity not in result:
