@@ -637,6 +637,8 @@ def _collect(run: LemsRun, steps: int) -> dict[str, np.ndarray]:
         for _, select in event_output.selections:
             ref = parse_cell_ref(select, sim.where)
             monitor = run.spike_monitors[ref.population]
-            times = np.asarray(monitor.t / second)
+            # Brian2 stamps a spike with the start of the step whose update crossed the threshold;
+            # jLEMS (and the traces) with its end, the first sample past the threshold.
+            times = np.asarray(monitor.t / second) + sim.step
             results[f"spikes:{select}"] = times[np.asarray(monitor.i) == ref.index]
     return results

@@ -463,3 +463,12 @@ def test_simulate_command_passes_its_tolerance(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         main(["simulate", str(CA_LEMS), "--tolerance", "-1"])
     assert exit_info.value.code == 2 and len(seen) == 2
+
+
+def test_spike_times_are_the_first_samples_past_the_threshold_as_jlems_writes_them():
+    """jLEMS's EventOutputFile holds the time of the first sample where v > spikeThresh."""
+    result = nml2lut.run_lems(CA_LEMS, length=0.05)
+    t, v = result["t"], result[V]
+    first_above = np.nonzero((v[:-1] <= 0.0) & (v[1:] > 0.0))[0] + 1
+    assert first_above.size >= 2
+    np.testing.assert_allclose(result["spikes:pop[0]"], t[first_above], rtol=0, atol=1e-12)
