@@ -305,7 +305,7 @@ def _simulate(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     sim = run.simulation
     written = write_outputs(sim, results, args.output)
-    print(f"{sim.id}: {len(results['t'])} steps of {sim.step * 1e3:g} ms, mode {args.mode}, target {args.target}, "
+    print(f"{sim.id}: {len(results['t']) - 1} steps of {sim.step * 1e3:g} ms, mode {args.mode}, target {args.target}, "
           f"method {args.method or DEFAULT_LEMS_METHOD + ' (default)'}; {elapsed:.1f} s (building, compiling and "
           "running)")  # fmt: skip
     for key, values in results.items():

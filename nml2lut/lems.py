@@ -492,8 +492,10 @@ def run_lems(
     dict of str to numpy.ndarray
         ``"t"`` (s) and one array per output quantity, keyed as written in
         the simulation's ``OutputColumn``s (or ``Display`` lines when it has
-        no ``OutputFile``), sampled at every step, in SI units; for each
-        ``EventOutputFile`` selection, ``"spikes:<select>"`` holds spike times (s).
+        no ``OutputFile``), sampled at every step from 0 to the length
+        itself (steps + 1 samples, as jLEMS writes them), in SI units; for
+        each ``EventOutputFile`` selection, ``"spikes:<select>"`` holds spike
+        times (s): the first sample past the threshold, as jLEMS writes them.
 
     Raises
     ------
@@ -530,9 +532,14 @@ def run_lems(
                            steps=steps)  # fmt: skip
         builder.plan()
         current = LemsRun(segment, builder.cells())
-        parts.append(_execute(current, builder, chosen, target, build_dir, first, stop, run))
+        # One step more at the end: the monitors then also sample the state at the full length, as jLEMS does.
+        parts.append(_execute(current, builder, chosen, target, build_dir, first, stop + (stop == steps), run))
         run = current
     results = _concatenate(parts)
+    end = steps * simulation.step
+    for key, values in results.items():
+        if key.startswith("spikes:"):  # not the extra step's
+            results[key] = values[values < end + 0.5 * simulation.step]
     return (results, run) if return_run else results
 
 

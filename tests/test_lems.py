@@ -90,7 +90,7 @@ def test_run_lems_step_override_converges():
     coarse = nml2lut.run_lems(CA_LEMS, mode="exact", method="euler", length=0.005)
     fine = nml2lut.run_lems(CA_LEMS, mode="exact", method="euler", length=0.005, step=2.5e-6)
     finer = nml2lut.run_lems(CA_LEMS, mode="exact", method="euler", length=0.005, step=1.25e-6)
-    assert len(fine["t"]) == 2000
+    assert len(fine["t"]) == 2001  # 0 to 5 ms inclusive, as jLEMS samples
     np.testing.assert_allclose(np.diff(fine["t"]), 2.5e-6, rtol=1e-9)
     # Forward Euler's error halves with the step: compare each with the finest at the common times.
     at = finer["t"][::8]
@@ -107,7 +107,8 @@ def test_run_lems_returns_si_arrays_on_the_step_grid():
     result = nml2lut.run_lems(CA_LEMS, length=0.005)
     assert set(result) >= {"t", V, CA}
     np.testing.assert_allclose(np.diff(result["t"]), 1e-5, rtol=1e-9)
-    assert len(result["t"]) == 500
+    assert len(result["t"]) == 501
+    assert result["t"][-1] == pytest.approx(0.005)
     assert result[V][0] == pytest.approx(-0.065)
     assert result[CA][0] == pytest.approx(5e-5)
 
@@ -370,7 +371,7 @@ def test_simulate_command_writes_jlems_style_files(tmp_path):
     out = tmp_path / "out"
     assert main(["simulate", str(CA_LEMS), "-o", str(out), "--length", "40", "--plot", str(tmp_path / "p.png")]) == 0
     table = np.loadtxt(out / "ca_cell.dat")
-    assert table.shape == (4000, 4)
+    assert table.shape == (4001, 4) and table[-1, 0] == pytest.approx(0.04)
     np.testing.assert_allclose(table[1:, 0] - table[:-1, 0], 1e-5, rtol=1e-6)
     spikes = np.loadtxt(out / "ca_cell.spikes", ndmin=2)
     assert spikes.shape[1] == 2 and np.all(spikes[:, 1] == 0)
@@ -384,7 +385,7 @@ def test_simulate_command_step_option(tmp_path):
     out = tmp_path / "out"
     assert main(["simulate", str(CA_LEMS), "-o", str(out), "--length", "2", "--step", "0.005"]) == 0
     table = np.loadtxt(out / "ca_cell.dat")
-    assert table.shape == (400, 4)
+    assert table.shape == (401, 4)
     np.testing.assert_allclose(table[1:, 0] - table[:-1, 0], 5e-6, rtol=1e-6)
 
 

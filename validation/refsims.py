@@ -229,6 +229,7 @@ def markdown(report: dict) -> str:
         "run_lems's default for invocations 1 to 45: the rows they ran as default are listed as expeuler.",
         "",
         *_invocations(report["runs"]),
+        *(f"* Note: {note}" for note in report.get("notes", [])),
         f"* Runs: {len(rows)}, passed {passed}, failed {len(rows) - passed}. Wall times include Brian2 code generation"
         " and compilation. The ours-NEURON column is for diagnosis only (NEURON's own spike times, where the"
         " reference has them; counts may differ). Column 'by' names the invocation above that produced the row.",
