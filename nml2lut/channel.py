@@ -118,6 +118,19 @@ class LoadedChannel:
     _source: Channel | None = field(default=None, repr=False, compare=False)
     _arguments: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        # The dataclass repr would print every table value.
+        parts = [f"id={self.id!r}", f"name={self.name!r}", f"mode={self.mode!r}",
+                 f"gates={[gate.id for gate in self.model.gates]!r}"]  # fmt: skip
+        if self.grid is not None:
+            parts.append(f"grid={self.grid.n} points on [{self.grid.v_min * 1e3:g}, {self.grid.v_max * 1e3:g}] mV")
+        if self.tables2d is not None:
+            n_v, n_c = self.tables2d.table.values.shape[:2]
+            parts.append(f"tables2d={n_v} x {n_c} (v x {self.conc})")
+        if self.tables is not None or self.tables2d is not None:
+            parts.append(f"max_error={self.max_error:.3g}")
+        return f"LoadedChannel({', '.join(parts)})"
+
     @property
     def equations(self):
         """The channel's `brian2.Equations` (current density, gates, parameters)."""

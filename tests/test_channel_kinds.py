@@ -200,6 +200,15 @@ def test_concentration_dependent_curves(kca_file, mode):
         channel.curves(V)
 
 
+def test_repr_summarises_without_the_table_values(kca_file):
+    lut = repr(nml2lut.load_channel(kca_file))
+    n_v, n_c = nml2lut.load_channel(kca_file).tables2d.table.values.shape[:2]
+    assert lut.startswith("LoadedChannel(id=") and "gates=['c']" in lut and "max_error=" in lut
+    assert f"tables2d={n_v} x {n_c} (v x Ca_i)" in lut and len(lut) < 300
+    exact = repr(nml2lut.load_channel(kca_file, mode="exact"))
+    assert "mode='exact'" in exact and "max_error" not in exact and "grid" not in exact
+
+
 def _simulate_kca(channel, target):
     import brian2 as b2
 
