@@ -129,7 +129,7 @@ def _refinement(along: dict[str, float], previous: dict[str, float], tolerance: 
     total = errors["v"] + errors["c"]
     if along["vc"] > total > 0:  # the mixed error is what the grid must meet: scale both shares up to it
         errors = {axis: error * along["vc"] / total for axis, error in errors.items()}
-    stuck = {axis: not errors[axis] < previous[axis] / 1.5 for axis in errors}
+    stuck = {axis: not along[axis] < previous[axis] / 1.5 for axis in errors}  # measured against measured
     factors = {axis: math.sqrt(2.0 * error / target) for axis, error in errors.items()}
     for axis, other in (("v", "c"), ("c", "v")):
         if factors[axis] <= 1.0 or stuck[axis]:
