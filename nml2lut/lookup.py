@@ -624,8 +624,11 @@ _ARGUMENTS = ("x", "y")
 _READS = {
     1: (
         "(value, slope to the next point)",
-        [("double *", "c", "_namespace{key} + 2 * (i_x * {n_columns} + k)")],
-        "c[0] + f_x * c[1]",
+        # The row's address, then constant offsets into it: every function reading one array computes
+        # the same row address, which gcc then keeps in one register (with ``base + (row + offset)``
+        # it kept ``base + offset`` of each function in a register of its own, and spilled).
+        [("double *", "r", "_namespace{key} + i_x * {row}")],
+        "r[{offset} + 2 * k] + f_x * r[{offset} + 2 * k + 1]",
     ),
     2: (
         "(value)",
@@ -642,9 +645,21 @@ _READS = {
 
 
 def _render(
-    language: _Language, table: LookupTable | LookupTable2D, name: str, key: str | None = None, inline: bool = False
+    language: _Language,
+    table: LookupTable | LookupTable2D,
+    name: str,
+    key: str | None = None,
+    inline: bool = False,
+    row: int | None = None,
+    offset: int = 0,
 ) -> str:
-    """Fill a template; floats as ``repr`` (shortest text that round-trips exactly)."""
+    """Fill a template; floats as ``repr`` (shortest text that round-trips exactly).
+
+    A 1-D table reads point ``i`` at ``i*row + offset`` of the namespace array:
+    by default its own array (``row`` twice its columns, ``offset`` 0); in an
+    array shared with other tables on the same grid (`nml2lut.rows`), its
+    place in the shared rows.
+    """
     axes = table._axes()
     arguments = _ARGUMENTS[: len(axes)]
     shape = table.values.shape[:-1]
@@ -656,10 +671,15 @@ def _render(
         lines.append(("double", f"f_{u}", f"p_{u} - i_{u}"))
         ranges.append(f"{'log ' if axis.log else ''}{u} in [{lo!r}, {hi!r}]")
     layout, reads, result = _READS[len(axes)]
+    if row is not None:
+        layout += f" at offset {offset} of rows of {row} values shared with other tables on this grid"
+    row = 2 * table.n_columns if row is None else row
     fields = {"key": key or _namespace_key(name), "name": name, "n_columns": table.n_columns, "n_y": shape[-1]}
+    fields |= {"row": row, "offset": offset}
     fields |= {f"last_{u}": n - 1 for u, n in zip(arguments, shape, strict=True)}
     lines += [(kind, variable, value.format(**fields)) for kind, variable, value in reads]
     body = [language.declaration.format(type=kind, name=variable, value=value) for kind, variable, value in lines]
+    result = result.format(**fields)
     fields = dict(
         key=fields["key"],
         shape=" x ".join(str(n) for n in shape),
@@ -806,26 +826,28 @@ def _digest(dt: float) -> str:
     return hashlib.sha256(np.float64(dt).tobytes()).hexdigest()[:10]
 
 
+def table_for(function: LookupFunction, owner) -> LookupTable:
+    """The table `function` reads in the code of `owner`: with its step columns for the owner's dt, if it has any."""
+    dt = _owner_dt(owner)
+    return function.table if dt is None or not function.steps else function.for_dt(dt)
+
+
 def _add_step_implementations(function: LookupFunction, name: str) -> None:
     """Implementations made per code object, for the dt of its clock (as `brian2.TimedArray` does)."""
-
-    def table_for(owner) -> LookupTable:
-        dt = _owner_dt(owner)
-        return function.table if dt is None else function.for_dt(dt)
 
     def key_for(owner) -> str:
         dt = _owner_dt(owner)
         return _namespace_key(name) if dt is None else f"{_namespace_key(name)}_dt{_digest(dt)}"
 
     def numpy_code(owner):
-        return _numpy_implementation(table_for(owner), name)
+        return _numpy_implementation(table_for(function, owner), name)
 
     function.implementations.add_dynamic_implementation("numpy", code=numpy_code)
     for target, language in (("cpp", _CPP), ("cython", _CYTHON)):
         function.implementations.add_dynamic_implementation(
             target,
-            code=lambda owner, language=language: _render(language, table_for(owner), name, key_for(owner)),
-            namespace=lambda owner: {key_for(owner): table_for(owner)._compiled()},
+            code=lambda owner, language=language: _render(language, table_for(function, owner), name, key_for(owner)),
+            namespace=lambda owner: {key_for(owner): table_for(function, owner)._compiled()},
             name=name,
         )
 

@@ -16,6 +16,10 @@ spacing.  Each channel's tables are rebuilt from its exact curves on that
 grid, and the errors are measured again: a channel whose error would grow
 beyond its tolerance there (a switch point between nodes, say) keeps its
 own grid.
+
+The channels that end up on one grid then also read their tables from one
+array in C++ (`nml2lut.rows.share_rows`): one row address per neuron and
+step instead of one per channel.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 
 from .channel import LoadedChannel, _load, _v_range
 from .errors import Nml2LutError
 from .grids import Grid, aligned_grid
+from .lookup import LookupFunction
+from .rows import share_rows
 from .tables import DEFAULT_MAX_POINTS, GridWarning, SingularityWarning
 
 __all__ = ["share_grid", "common_grid"]
@@ -91,8 +98,9 @@ def share_grid(channels: Sequence[LoadedChannel]) -> list[LoadedChannel]:
     -------
     list of LoadedChannel
         In the same order; new objects where the tables were rebuilt (their
-        function names change with the tables), the same objects elsewhere.
-        Each carries its tables' grid and errors measured on it.
+        function names change with the tables) or now read one array with the
+        others on their grid (same names), the same objects elsewhere.  Each
+        carries its tables' grid and errors measured on it.
 
     Examples
     --------
@@ -118,4 +126,26 @@ def share_grid(channels: Sequence[LoadedChannel]) -> list[LoadedChannel]:
         for k in members:
             if out[k].grid != grid:
                 out[k] = _on_grid(out[k], grid) or out[k]
+    return _one_array_per_grid(out)
+
+
+def _one_array_per_grid(channels: list[LoadedChannel]) -> list[LoadedChannel]:
+    """The channels, those on a grid shared with others as copies whose lookup functions read one array."""
+    by_grid: dict[Grid, dict[str, LookupFunction]] = {}
+    for channel in channels:
+        for name, value in channel.code.namespace.items():
+            if isinstance(value, LookupFunction) and channel.grid is not None:
+                by_grid.setdefault(channel.grid, {}).setdefault(name, value)  # a channel twice: its function once
+    replacements: dict[str, LookupFunction] = {}
+    for functions in by_grid.values():
+        if len(functions) > 1:
+            replacements.update(zip(functions, share_rows(list(functions.values())), strict=True))
+    out = []
+    for channel in channels:
+        namespace = channel.code.namespace
+        if not any(name in replacements for name in namespace):
+            out.append(channel)
+            continue
+        namespace = {name: replacements.get(name, value) for name, value in namespace.items()}
+        out.append(replace(channel, code=replace(channel.code, namespace=namespace)))
     return out
