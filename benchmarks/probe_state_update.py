@@ -118,8 +118,9 @@ def _vectorisable(source: str, with_exprel: bool) -> str:
         raise RuntimeError("expected one neuron loop in the state updater")
     source = source.replace(loop, "    #pragma GCC ivdep\n" + loop)
     source, count = re.subn(
-        r"const double \* c = (_namespace\w+) \+ 2 \* \(i_x \* (\d+) \+ k\);\n(\s*)return c\[0\] \+ f_x \* c\[1\];",
-        r"const int o = 2 * (i_x * \2 + k);\n\3return \1[o] + f_x * \1[o + 1];",
+        r"const double \* r = (_namespace\w+) \+ i_x \* (\d+);\n(\s*)"
+        r"return r\[(\d+) \+ 2 \* k\] \+ f_x \* r\[\4 \+ 2 \* k \+ 1\];",
+        r"const int o = i_x * \2 + \4 + 2 * k;\n\3return \1[o] + f_x * \1[o + 1];",
         source,
     )
     if count == 0:
