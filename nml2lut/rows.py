@@ -8,8 +8,9 @@ seven places in memory.  `share_rows` gives the functions one array instead,
 row ``i`` holding point ``i`` of every function's columns side by side, so
 the compiled loop computes one row address per neuron and step and reads
 every value near it.  Measured on model (b) of ``benchmarks/`` (10,000 cells,
-8 channels, 1 s, ``cpp_standalone``): state update 7.33 s with one array per
-channel, 5.61 s with one array for the cell.
+8 channels, 1 s, ``cpp_standalone``, Brian2's profiling, 3 alternating runs):
+state update 7.3-7.4 s with one array per channel, 5.7-5.8 s with one array
+for the cell.
 
 Only the C++ implementation (``cpp_standalone``) changes: the functions'
 generated code reads the shared array at their offset in each row; the
