@@ -59,7 +59,7 @@ import keyword
 import math
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -576,7 +576,7 @@ static inline int nml2lut_next_${name}(const int row, const int last, const int 
     // offset to the next point along an axis; none after the last point, where the weight is 0
     return row < last ? stride : 0;
 }
-static inline ${attributes}double ${name}(${table}${parameters}const int k)
+${places}static inline ${attributes}double ${name}(${table}${parameters}const int k)
 {
     if (k < 0 || k >= ${n_columns})
         return NAN;
@@ -628,7 +628,7 @@ _READS = {
         # the same row address, which gcc then keeps in one register (with ``base + (row + offset)``
         # it kept ``base + offset`` of each function in a register of its own, and spilled).
         [("double *", "r", "_namespace{key} + i_x * {row}")],
-        "r[{offset} + 2 * k] + f_x * r[{offset} + 2 * k + 1]",
+        "r[{place}] + f_x * r[{place} + 1]",
     ),
     2: (
         "(value)",
@@ -651,14 +651,15 @@ def _render(
     key: str | None = None,
     inline: bool = False,
     row: int | None = None,
-    offset: int = 0,
+    places: Sequence[int] | None = None,
 ) -> str:
     """Fill a template; floats as ``repr`` (shortest text that round-trips exactly).
 
-    A 1-D table reads point ``i`` at ``i*row + offset`` of the namespace array:
-    by default its own array (``row`` twice its columns, ``offset`` 0); in an
-    array shared with other tables on the same grid (`nml2lut.rows`), its
-    place in the shared rows.
+    A 1-D table reads column ``k`` of point ``i`` (value, then slope) at
+    ``i*row + place`` of the namespace array: by default its own array
+    (``row`` twice its columns, ``place`` ``2*k``); in an array shared with
+    other tables on the same grid (`nml2lut.rows`), ``places[k]`` of the
+    shared rows (a constant array the compiler folds for a literal ``k``).
     """
     axes = table._axes()
     arguments = _ARGUMENTS[: len(axes)]
@@ -671,11 +672,16 @@ def _render(
         lines.append(("double", f"f_{u}", f"p_{u} - i_{u}"))
         ranges.append(f"{'log ' if axis.log else ''}{u} in [{lo!r}, {hi!r}]")
     layout, reads, result = _READS[len(axes)]
-    if row is not None:
-        layout += f" at offset {offset} of rows of {row} values shared with other tables on this grid"
+    place, declaration = "2 * k", ""
+    if places is not None:
+        if len(places) != table.n_columns or row is None:
+            raise TableError(f"{name}: a place in the shared rows for each of its {table.n_columns} columns is needed")
+        layout += f" in rows of {row} values shared with other tables on this grid"
+        place = f"{_RESERVED_PREFIX}places_{name}[k]"
+        declaration = f"static const int {_RESERVED_PREFIX}places_{name}[] = {{{', '.join(map(str, places))}}};\n"
     row = 2 * table.n_columns if row is None else row
     fields = {"key": key or _namespace_key(name), "name": name, "n_columns": table.n_columns, "n_y": shape[-1]}
-    fields |= {"row": row, "offset": offset}
+    fields |= {"row": row, "place": place}
     fields |= {f"last_{u}": n - 1 for u, n in zip(arguments, shape, strict=True)}
     lines += [(kind, variable, value.format(**fields)) for kind, variable, value in reads]
     body = [language.declaration.format(type=kind, name=variable, value=value) for kind, variable, value in lines]
@@ -688,6 +694,7 @@ def _render(
         layout=layout,
         parameters="".join(f"const double {u}, " for u in arguments),
         body="\n".join(f"    {line}" for line in [*body, f"return {result}"]),
+        places=declaration,
     )
     if language is _CYTHON:
         c_code = _render(_CPP, table, f"nml2lut_c_{name}", key="_table", inline=True)

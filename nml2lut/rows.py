@@ -5,9 +5,9 @@ Each 1-D lookup function (`nml2lut.lookup`) has its own array: grid point
 on one grid (`nml2lut.share_grid`) then reads seven arrays per neuron and
 step: seven base pointers competing for registers in Brian2's loop, and
 seven places in memory.  `share_rows` gives the functions one array instead,
-row ``i`` holding point ``i`` of every function's columns side by side, so
-the compiled loop computes one row address per neuron and step and reads
-every value near it.  Measured on model (b) of ``benchmarks/`` (10,000 cells,
+row ``i`` holding point ``i`` of every function's columns, those the loop
+reads first, so the compiled loop computes one row address per neuron and
+step and reads every value near it.  Measured on model (b) of ``benchmarks/`` (10,000 cells,
 8 channels, 1 s, ``cpp_standalone``, Brian2's profiling, 3 alternating runs):
 state update 7.3-7.4 s with one array per channel, 5.7-5.8 s with one array
 for the cell.
@@ -31,7 +31,17 @@ import brian2
 import numpy as np
 
 from .errors import TableError
-from .lookup import _CPP, _RESERVED_PREFIX, LookupFunction, _digest, _owner_dt, _render, make_lookup_function, table_for
+from .lookup import (
+    _CPP,
+    _RESERVED_PREFIX,
+    LookupFunction,
+    LookupTable,
+    _digest,
+    _owner_dt,
+    _render,
+    make_lookup_function,
+    table_for,
+)
 
 __all__ = ["share_rows"]
 
@@ -43,7 +53,7 @@ class _SharedRows:
         self.functions = list(functions)
         digest = hashlib.sha256(" ".join(map(_name, self.functions)).encode()).hexdigest()[:10]
         self.name = f"{_RESERVED_PREFIX}rows_{digest}"
-        self._arrays: dict[str, tuple[np.ndarray, list[int]]] = {}
+        self._arrays: dict[str, tuple[np.ndarray, list[list[int]]]] = {}
         self.holder = self._holder()
 
     def key(self, owner) -> str:
@@ -53,13 +63,31 @@ class _SharedRows:
             return f"{self.name}_values"
         return f"{self.name}_values_dt{_digest(dt)}"
 
-    def layout(self, owner) -> tuple[np.ndarray, list[int]]:
-        """The shared array for `owner` and each function's offset in a row (values, not bytes)."""
+    def layout(self, owner) -> tuple[np.ndarray, list[list[int]]]:
+        """The shared array for `owner` and, per function and column, the place of its value in a row.
+
+        A row holds (value, slope) pairs: first the columns a loop integrated
+        by `nml2lut.METHOD` reads (gate steps, instantaneous curves), then the
+        inf and tau columns that the gate steps replace, which only other
+        integrators and ``init`` read: the hot part of a row is short.
+        """
         key = self.key(owner)
         if key not in self._arrays:
-            blocks = [table_for(f, owner)._compiled().reshape(f.table.n_points, -1) for f in self.functions]
-            offsets = np.cumsum([0] + [b.shape[1] for b in blocks[:-1]]).tolist()
-            self._arrays[key] = (np.ascontiguousarray(np.hstack(blocks)).reshape(-1), offsets)
+            tables = [table_for(f, owner) for f in self.functions]
+            order = [
+                (j, k)
+                for j, t in enumerate(tables)
+                for k in range(t.n_columns)
+                if not _replaced(self.functions[j], t, k)
+            ]
+            order += [
+                (j, k) for j, t in enumerate(tables) for k in range(t.n_columns) if _replaced(self.functions[j], t, k)
+            ]
+            places = [[0] * t.n_columns for t in tables]
+            for place, (j, k) in enumerate(order):
+                places[j][k] = 2 * place
+            pairs = [np.stack([tables[j].values[:, k], tables[j].slopes[:, k]], axis=-1) for j, k in order]
+            self._arrays[key] = (np.ascontiguousarray(np.hstack(pairs)).reshape(-1), places)
         return self._arrays[key]
 
     def row(self, owner) -> int:
@@ -92,8 +120,8 @@ class _SharedRows:
         function = make_lookup_function(original.table, name, steps=original.steps)
 
         def code(owner) -> str:
-            offset = self.layout(owner)[1][k]
-            return _render(_CPP, table_for(function, owner), name, self.key(owner), row=self.row(owner), offset=offset)
+            places = self.layout(owner)[1][k]
+            return _render(_CPP, table_for(function, owner), name, self.key(owner), row=self.row(owner), places=places)
 
         function.implementations.add_dynamic_implementation(
             "cpp", code=code, namespace=lambda owner: {}, dependencies={self.name: self.holder}, name=name
@@ -103,6 +131,12 @@ class _SharedRows:
 
 def _name(function: LookupFunction) -> str:
     return function.pyfunc.__name__
+
+
+def _replaced(function: LookupFunction, table: LookupTable, k: int) -> bool:
+    """Whether column `k` of `table` is the inf or tau of a gate whose step columns `table` also holds."""
+    has_steps = table.n_columns > function.table.n_columns
+    return has_steps and any(k in pair for pair in function.steps)
 
 
 def share_rows(functions: Sequence[LookupFunction]) -> list[LookupFunction]:

@@ -1,7 +1,8 @@
 """One array for the tables of several lookup functions on one grid (`nml2lut.rows`).
 
-Checks: the shared array holds every function's own (value, slope) rows at its offset,
-gate-step columns included for the reader's dt; functions on other grids, repeated or
+Checks: the shared array holds every function's (value, slope) columns at the places its
+generated code names, gate-step columns included for the reader's dt, the columns a
+stepping loop reads first; functions on other grids, repeated or
 not 1-D lookup functions are refused; `share_grid` hands the channels of one grid copies
 that read one array (same names, originals untouched); in cpp_standalone the copies
 give the values of the numpy implementation (up to rounding) (between nodes, on nodes, outside
@@ -11,6 +12,7 @@ the numpy run, from one static array and none of the functions' own.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -53,8 +55,16 @@ def _holder(function):
     return holder.implementations["cpp"]
 
 
+def _places(function, owner) -> list[int]:
+    """The places of the function's columns in a shared row, as its generated C++ code declares them."""
+    code = function.implementations["cpp"].get_code(owner)
+    match = re.search(r"static const int nml2lut_places_\w+\[\] = \{([0-9, ]+)\};", code)
+    assert match, code
+    return [int(p) for p in match.group(1).split(",")]
+
+
 @pytest.mark.parametrize("dt", [None, 25e-6, 1e-4])
-def test_shared_array_holds_each_functions_rows_at_its_offset(dt):
+def test_shared_array_holds_each_functions_columns_at_their_places(dt):
     originals = _functions()
     shared = share_rows(originals)
     owner = _owner(dt)
@@ -63,12 +73,19 @@ def test_shared_array_holds_each_functions_rows_at_its_offset(dt):
     ((key, array),) = holder.get_namespace(owner).items()
     n = GRID[2]
     rows = array.reshape(n, -1)
-    own = [table_for(f, owner)._compiled().reshape(n, -1) for f in originals]
-    assert rows.shape[1] == sum(block.shape[1] for block in own)
-    np.testing.assert_array_equal(rows, np.hstack(own))
+    tables = [table_for(f, owner) for f in originals]
+    places = [_places(f, owner) for f in shared]
+    assert sorted(p for ps in places for p in ps) == list(range(0, rows.shape[1], 2))  # each pair once, no gap
+    for table, columns in zip(tables, places, strict=True):
+        for k, place in enumerate(columns):
+            np.testing.assert_array_equal(rows[:, place], table.values[:, k])
+            np.testing.assert_array_equal(rows[:, place + 1], table.slopes[:, k])
     if dt is not None:
-        assert own[1].shape[1] == 8  # inf, tau, a, b as (value, slope): the step columns for this dt
+        assert tables[1].n_columns == 4  # inf, tau, then the step columns a and b for this dt
         assert key.endswith(f"_dt{nml2lut.lookup._digest(dt)}")
+        # the columns a loop stepping the gate reads come first, the inf and tau it replaces last
+        assert places[1][0] >= rows.shape[1] - 4 and places[1][1] >= rows.shape[1] - 4
+        assert max(places[0]) < min(places[1][0], places[1][1])
     # the copies keep names, tables and steps, and their numpy code is the originals'
     for original, copy in zip(originals, shared, strict=True):
         assert copy.pyfunc.__name__ == original.pyfunc.__name__ and copy.steps == original.steps
