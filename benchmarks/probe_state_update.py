@@ -119,8 +119,8 @@ def _vectorisable(source: str, with_exprel: bool) -> str:
     source = source.replace(loop, "    #pragma GCC ivdep\n" + loop)
     source, count = re.subn(
         r"const double \* r = (_namespace\w+) \+ i_x \* (\d+);\n(\s*)"
-        r"return r\[(\d+) \+ 2 \* k\] \+ f_x \* r\[\4 \+ 2 \* k \+ 1\];",
-        r"const int o = i_x * \2 + \4 + 2 * k;\n\3return \1[o] + f_x * \1[o + 1];",
+        r"return r\[(nml2lut_places_\w+\[k\]|2 \* k)\] \+ f_x \* r\[\4 \+ 1\];",
+        r"const int o = i_x * \2 + \4;\n\3return \1[o] + f_x * \1[o + 1];",
         source,
     )
     if count == 0:
