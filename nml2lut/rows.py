@@ -13,7 +13,7 @@ state update 7.3-7.4 s with one array per channel, 5.7-5.8 s with one array
 for the cell.
 
 Only the C++ implementation (``cpp_standalone``) changes: the functions'
-generated code reads the shared array at their offset in each row; the
+generated code reads the shared array at their columns' places in each row; the
 array belongs to one more Brian2 `Function`, made here and never called,
 that every member names as a dependency, so that Brian2 declares and loads
 it once per code object.  Cython and numpy keep each function's own table.
@@ -74,15 +74,9 @@ class _SharedRows:
         key = self.key(owner)
         if key not in self._arrays:
             tables = [table_for(f, owner) for f in self.functions]
-            order = [
-                (j, k)
-                for j, t in enumerate(tables)
-                for k in range(t.n_columns)
-                if not _replaced(self.functions[j], t, k)
-            ]
-            order += [
-                (j, k) for j, t in enumerate(tables) for k in range(t.n_columns) if _replaced(self.functions[j], t, k)
-            ]
+            columns = [(j, k) for j, t in enumerate(tables) for k in range(t.n_columns)]
+            # stable: the read columns keep their order, the replaced ones follow
+            order = sorted(columns, key=lambda jk: _replaced(self.functions[jk[0]], tables[jk[0]], jk[1]))
             places = [[0] * t.n_columns for t in tables]
             for place, (j, k) in enumerate(order):
                 places[j][k] = 2 * place

@@ -133,8 +133,10 @@ def _one_array_per_grid(channels: list[LoadedChannel]) -> list[LoadedChannel]:
     """The channels, those on a grid shared with others as copies whose lookup functions read one array."""
     by_grid: dict[Grid, dict[str, LookupFunction]] = {}
     for channel in channels:
+        if channel.grid is None:
+            continue
         for name, value in channel.code.namespace.items():
-            if isinstance(value, LookupFunction) and channel.grid is not None:
+            if isinstance(value, LookupFunction):
                 by_grid.setdefault(channel.grid, {}).setdefault(name, value)  # a channel twice: its function once
     replacements: dict[str, LookupFunction] = {}
     for functions in by_grid.values():
